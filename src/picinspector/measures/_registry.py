@@ -1,0 +1,64 @@
+"""A small table of measure groups: name -> function of a `Photo` and the outputs it documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..io._photo import Photo
+
+
+@dataclass(frozen=True)
+class Output:
+    """One value a measure group reports."""
+
+    name: str
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class MeasureGroup:
+    name: str
+    func: Callable[[Photo], dict[str, Any]]
+    outputs: tuple[Output, ...]
+
+
+#: Every measure group, in the order they run. Filled by ``@measure_group`` in each module.
+MEASURE_GROUPS: dict[str, MeasureGroup] = {}
+
+
+def measure_group(name: str, outputs: list[tuple[str, str, str]]):
+    """Register ``func(photo) -> {output name: value}`` as the measure group ``name``.
+
+    ``outputs`` lists ``(name, unit, description)`` for every key the function returns; the
+    function must return exactly those keys (a value may be ``None`` where it does not apply).
+    """
+
+    def wrap(func: Callable[[Photo], dict[str, Any]]):
+        if name in MEASURE_GROUPS:
+            raise ValueError(f"measure group {name!r} registered twice")
+        MEASURE_GROUPS[name] = MeasureGroup(name, func, tuple(Output(*o) for o in outputs))
+        return func
+
+    return wrap
+
+
+def measure_all(photo: Photo, groups: list[str] | None = None) -> dict[str, Any]:
+    """Run the named measure groups (all by default) and merge their outputs into one dict."""
+    out: dict[str, Any] = {}
+    for name in groups or list(MEASURE_GROUPS):
+        group = MEASURE_GROUPS[name]
+        values = group.func(photo)
+        expected = {o.name for o in group.outputs}
+        if set(values) != expected:
+            raise RuntimeError(
+                f"measure group {name!r} returned {sorted(values)}, documented {sorted(expected)}"
+            )
+        out.update(values)
+    return out
+
+
+def measure_units() -> dict[str, tuple[str, str]]:
+    """``{output name: (unit, description)}`` for every registered output."""
+    return {o.name: (o.unit, o.description) for g in MEASURE_GROUPS.values() for o in g.outputs}
