@@ -59,6 +59,12 @@ class DecompressionBomb(LoadError):
     kind = "decompression_bomb"
 
 
+class InvalidPixels(LoadError, ValueError):
+    """An in-memory array that cannot be a photo (wrong shape or dtype, NaN, floats outside [0, 1])."""
+
+    kind = "invalid_pixels"
+
+
 class AnalysisError(PicInspectorError):
     """The pixels loaded but a measure could not run on them (e.g. a 1x1 image)."""
 

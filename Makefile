@@ -1,0 +1,36 @@
+# One command sets up and runs each job on a fresh machine; .venv is created as needed.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: demo test bench bench-speed bench-distortions clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## make demo: analyse the sample photos (real photos shipped by scikit-image, scikit-learn, matplotlib)
+demo: $(STAMP)
+	$(PY) -m picinspector samples out/samples
+	$(VENV)/bin/picinspector analyze out/samples/astronaut.jpg out/samples/china_motion_blur.jpg out/samples/china_noisy.jpg
+	$(VENV)/bin/picinspector analyze out/samples -o out/demo.jsonl
+	@echo "All results: out/demo.jsonl"
+
+## make test: the whole test suite (2 workers)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+## make bench: speed and graded-distortion benchmarks (results go in README.md)
+bench: bench-speed bench-distortions
+
+bench-speed: $(STAMP)
+	$(PY) bench/speed.py
+
+bench-distortions: $(STAMP)
+	$(PY) bench/distortions.py
+
+clean:
+	rm -rf $(VENV) out bench/_work .pytest_cache

@@ -1,0 +1,138 @@
+"""Graded distortions: does each score move with its own distortion, and stay put under the others?
+
+Real photos (the packages' sample photos, plus BIQ2021 photos from ../shared when present) get eight
+distortion types at five levels each (level 0 = untouched). For every photo and type we take the
+Spearman correlation (SRCC) between the level and each score, then average over photos. A perfect
+score has SRCC -1 or +1 with its own distortion (sign = the expected direction) and |SRCC| small
+with the others (stability). Targets: own attribute >= 0.95 in the expected direction, quality
+>= 0.9 in the falling direction for every type.
+
+    .venv/bin/python bench/distortions.py [--biq 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from dataclasses import dataclass
+from typing import Callable
+
+from _common import biq_images
+
+import cv2
+import numpy as np
+from PIL import Image
+from scipy.stats import spearmanr
+
+from picinspector import SCORE_NAMES, Inspector
+from picinspector.io import linear_to_srgb, srgb_to_linear
+from picinspector.samples import SAMPLES, load_sample
+
+
+def _motion(img: np.ndarray, length: float) -> np.ndarray:
+    n = int(length)
+    if n <= 1:
+        return img
+    k = np.zeros((n, n), np.float32)
+    k[n // 2, :] = 1.0 / n
+    return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT)
+
+
+def _noise(img: np.ndarray, sigma: float) -> np.ndarray:
+    rng = np.random.default_rng(1234)
+    return img + rng.normal(0, sigma / 255, img.shape).astype(np.float32)
+
+
+def _exposure(img: np.ndarray, ev: float) -> np.ndarray:
+    return linear_to_srgb(srgb_to_linear(img) * 2.0 ** ev)
+
+
+def _contrast(img: np.ndarray, alpha: float) -> np.ndarray:
+    return alpha * img + (1 - alpha) * img.mean()
+
+
+def _desaturate(img: np.ndarray, amount: float) -> np.ndarray:
+    gray = img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    return (1 - amount) * img + amount * gray[..., None]
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    return img if sigma == 0 else cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+@dataclass(frozen=True)
+class Distortion:
+    apply: Callable[[np.ndarray, float], np.ndarray] | None  # None: JPEG, made by saving
+    levels: tuple[float, ...]  # level 0 first, then rising severity
+    own: str  # the score that should follow it
+    sign: int  # expected direction of `own` as severity rises
+
+
+DISTORTIONS: dict[str, Distortion] = {
+    "gaussian_blur": Distortion(_blur, (0, 1, 2, 3, 4), "sharpness", -1),
+    "motion_blur": Distortion(_motion, (1, 5, 9, 13, 17), "sharpness", -1),
+    "gaussian_noise": Distortion(_noise, (0, 5, 10, 15, 20), "noisiness", -1),
+    "jpeg": Distortion(None, (95, 60, 35, 20, 10), "quality", -1),
+    "under_exposure": Distortion(_exposure, (0, -0.5, -1, -1.5, -2), "brightness", -1),
+    "over_exposure": Distortion(_exposure, (0, 0.5, 1, 1.5, 2), "brightness", +1),
+    "contrast_reduction": Distortion(_contrast, (1, 0.8, 0.6, 0.4, 0.2), "contrast", -1),
+    "desaturation": Distortion(_desaturate, (0, 0.25, 0.5, 0.75, 1.0), "colorfulness", -1),
+}
+
+
+def distorted(base: np.ndarray, d: Distortion, level: float) -> Image.Image:
+    """The distorted photo as an 8-bit image decoded from a file (JPEG q95, or the JPEG level)."""
+    if d.apply is None:
+        img, quality = base, int(level)
+    else:
+        img, quality = d.apply(base, level), 95
+    u8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return Image.open(buf)
+
+
+def photos(n_biq: int) -> dict[str, np.ndarray]:
+    out = {name: load_sample(name).astype(np.float32) / 255 for name in SAMPLES}
+    for path in biq_images(n_biq):
+        out[path.stem] = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+    return out
+
+
+def run(n_biq: int) -> dict[str, dict[str, float]]:
+    inspector = Inspector()
+    table: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
+    for base in photos(n_biq).values():
+        for name, d in DISTORTIONS.items():
+            rows = [inspector.analyze(distorted(base, d, lv)).scores for lv in d.levels]
+            for s in SCORE_NAMES:
+                vals = [r[s] for r in rows]
+                rho = 0.0 if len(set(vals)) == 1 else spearmanr(range(len(vals)), vals).statistic
+                table[name][s].append(float(rho))
+    return {k: {s: float(np.mean(v)) for s, v in row.items()} for k, row in table.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--biq", type=int, default=12, help="BIQ2021 photos to add from ../shared (0: none)")
+    args = ap.parse_args()
+    n_photos = len(SAMPLES) + len(biq_images(args.biq))
+    result = run(args.biq)
+    print(f"{n_photos} photos x {len(DISTORTIONS)} distortions x 5 levels; mean per-photo SRCC(level, score);"
+          " **bold** = the distortion's own score, expected sign in brackets")
+    print("| distortion | " + " | ".join(SCORE_NAMES) + " | own target met |")
+    print("|---|" + "---|" * (len(SCORE_NAMES) + 1))
+    for name, d in DISTORTIONS.items():
+        cells = []
+        for s in SCORE_NAMES:
+            v = result[name][s]
+            cells.append(f"**{v:+.2f}** ({'+' if d.sign > 0 else '-'})" if s == d.own else f"{v:+.2f}")
+        own_ok = d.sign * result[name][d.own] >= (0.9 if d.own == "quality" else 0.95)
+        q_ok = -result[name]["quality"] >= 0.9
+        print(f"| {name} | " + " | ".join(cells) + f" | {'yes' if own_ok else 'NO'}"
+              f"{'' if q_ok else ' (quality < 0.9)'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,620 @@
+"""Turn any photo a user has (a file, a Pillow image, a NumPy array) into a `Photo`.
+
+Design: decode as little as the working size needs (JPEG DCT-domain reduction, RAW half size),
+convert to float32 exactly once, and map every way a user's file can be bad to a typed error
+that names the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import struct
+import warnings
+import zlib
+
+import cv2
+import numpy as np
+import pillow_heif
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from ..errors import (
+    AnalysisError,
+    CorruptImage,
+    DecompressionBomb,
+    EmptyFile,
+    FileNotFound,
+    InvalidPixels,
+    LoadError,
+    NotAnImage,
+    UnreadableFile,
+    UnsupportedFormat,
+)
+from ._exif import apply_orientation, exif_from_pil
+from ._photo import WORKING_LONG_SIDE, Photo
+from ._raw import RAW_EXTENSIONS, decode_raw
+
+__all__ = [
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "RAW_EXTENSIONS",
+    "SUPPORTED_EXTENSIONS",
+    "InvalidPixels",
+    "load_photo",
+    "photo_from_array",
+    "photo_from_pil",
+]
+
+# HEIC/HEIF through libheif. AVIF is left to Pillow's own plugin (Pillow >= 11.2).
+pillow_heif.register_heif_opener()
+
+#: Decompression-bomb limit: images with more pixels than this (200 megapixels, about 2.4 GB as
+#: float32 RGB) are refused from their header, before any pixel is decoded.
+#: Pillow has its own, process-wide hard limit (2 * ``PIL.Image.MAX_IMAGE_PIXELS``, about
+#: 179 megapixels by default); an image above it is refused as a `DecompressionBomb` too, so the
+#: effective limit is the smaller of the two unless the application raises Pillow's.
+MAX_PIXELS = 200_000_000
+
+#: Smallest width and height the measures can work with.
+MIN_SIDE = 16
+
+#: Lower-case file suffixes the loader reads (the batch runner uses this to walk folders).
+SUPPORTED_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo",
+    ".png", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif",
+    ".heic", ".heif", ".hif", ".avif",
+    ".pbm", ".pgm", ".ppm", ".pnm",
+}) | RAW_EXTENSIONS
+
+# JPEG DCT-domain reduction: the largest 1/2^k (k <= 3) whose long side is still this fraction of
+# the working long side (4000x3000 -> 1/4 = 1000x750, then enlarged by 2.4 % to 1024x768).
+_DRAFT_MIN_FRACTION = 0.9
+_DRAFT_MAX_SHIFT = 3
+
+# Exceptions Pillow (and its plugins, and zlib) raise on damaged data while opening or decoding.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
+                  struct.error, zlib.error, RuntimeError)
+
+_SRGB_PROFILE = ImageCms.createProfile("sRGB")
+
+
+# --------------------------------------------------------------------------------------------
+# Sizes and pixel conversion
+# --------------------------------------------------------------------------------------------
+
+def _working_size(width: int, height: int) -> tuple[int, int]:
+    """Working (width, height): long side ``WORKING_LONG_SIDE``, never enlarged."""
+    long_side = max(width, height)
+    if long_side <= WORKING_LONG_SIDE:
+        return width, height
+    if width >= height:
+        return WORKING_LONG_SIDE, max(1, round(height * WORKING_LONG_SIDE / width))
+    return max(1, round(width * WORKING_LONG_SIDE / height)), WORKING_LONG_SIDE
+
+
+def _draft_shift(width: int, height: int) -> int:
+    """k of the JPEG 1/2^k reduction: largest k <= 3 with ceil(long/2^k) >= 0.9 * working side."""
+    long_side = max(width, height)
+    for k in range(_DRAFT_MAX_SHIFT, 0, -1):
+        if -(-long_side // (1 << k)) >= _DRAFT_MIN_FRACTION * WORKING_LONG_SIDE:
+            return k
+    return 0
+
+
+def _check_size(width: int, height: int, max_pixels: int | None, path) -> None:
+    pixels = width * height
+    if max_pixels is not None and pixels > max_pixels:
+        raise DecompressionBomb(
+            f"image is {width}x{height} = {pixels:,} pixels, over the limit of {max_pixels:,} "
+            "(decompression-bomb guard; raise max_pixels to allow it)", path)
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise AnalysisError(f"image too small: {width}x{height}, need at least {MIN_SIDE}x{MIN_SIDE}",
+                            path)
+
+
+def _to_float(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """One C-contiguous float32 copy of ``pixels`` / ``scale`` (works on strided/oriented views)."""
+    out = np.empty(pixels.shape, dtype=np.float32)
+    np.divide(pixels, np.float32(scale), out=out, casting="unsafe")
+    return out
+
+
+def _finish_pixels(values: np.ndarray, has_alpha: bool) -> np.ndarray:
+    """float32 (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) in [0, 1] -> (H, W, 3), alpha over white."""
+    if values.ndim == 2:
+        return cv2.cvtColor(values, cv2.COLOR_GRAY2RGB)
+    channels = values.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(values[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 2:  # gray + alpha
+        alpha = values[:, :, 1]
+        gray = values[:, :, 0] * alpha + (1.0 - alpha) if has_alpha else values[:, :, 0]
+        return cv2.cvtColor(np.ascontiguousarray(gray, dtype=np.float32), cv2.COLOR_GRAY2RGB)
+    if channels == 4:
+        if not has_alpha:
+            return np.ascontiguousarray(values[:, :, :3])
+        alpha = values[:, :, 3:4]
+        out = values[:, :, :3] * alpha
+        out += 1.0 - alpha
+        return np.clip(out, 0.0, 1.0, out=out)  # float rounding could step just past 1
+    return values
+
+
+def _make_photo(detail: np.ndarray, native: tuple[int, int], **facts) -> Photo:
+    """Build the Photo: reduce ``detail`` to the working size (or share it when already there)."""
+    native_w, native_h = native
+    work_w, work_h = _working_size(native_w, native_h)
+    det_h, det_w = detail.shape[:2]
+    if (det_w, det_h) == (work_w, work_h):
+        rgb = detail
+    else:
+        shrink = work_w * work_h < det_w * det_h
+        rgb = cv2.resize(detail, (work_w, work_h),
+                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if not shrink:  # bilinear cannot overshoot, but keep the [0, 1] promise exact
+            np.clip(rgb, 0.0, 1.0, out=rgb)
+    return Photo(rgb=rgb, detail=detail, detail_scale=det_w / float(native_w), width=native_w,
+                 height=native_h, **facts)
+
+
+# --------------------------------------------------------------------------------------------
+# Arrays
+# --------------------------------------------------------------------------------------------
+
+def photo_from_array(arr: np.ndarray) -> Photo:
+    """Wrap an in-memory image as a `Photo`.
+
+    Parameters
+    ----------
+    arr : ndarray
+        (H, W) grayscale, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA, sRGB-encoded. dtype uint8
+        (0..255), uint16 (0..65535), bool, or float (float16/32/64) in [0, 1].
+
+    Returns
+    -------
+    Photo
+        ``format="ARRAY"``, no EXIF; alpha composited over white; ``detail`` is a float32 copy of
+        the input (the caller's array is never aliased).
+
+    Raises
+    ------
+    InvalidPixels
+        Wrong number of dimensions or channels, an unsupported dtype, NaN/inf, or floats outside
+        [0, 1] (a ``ValueError``).
+    AnalysisError
+        Smaller than ``MIN_SIDE`` on a side.
+    TypeError
+        ``arr`` is not an ndarray.
+
+    Notes
+    -----
+    Floats are not clipped: values outside [0, 1] usually mean the caller passed 0..255 floats or
+    linear HDR data, and guessing would silently change every measure.
+
+    References
+    ----------
+    IEC 61966-2-1:1999, Multimedia systems and equipment - Colour measurement and management -
+    Part 2-1: Default RGB colour space - sRGB.
+    """
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"expected a numpy.ndarray, got {type(arr).__name__}")
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        channels = arr.shape[2]
+    elif arr.ndim == 2:
+        channels = 1
+    else:
+        raise InvalidPixels(f"expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    height, width = arr.shape[:2]
+    _check_size(width, height, None, None)  # already in memory: no bomb check
+    if arr.dtype == np.uint8:
+        values, bit_depth = _to_float(arr, 255.0), 8
+    elif arr.dtype == np.uint16:
+        values, bit_depth = _to_float(arr, 65535.0), 16
+    elif arr.dtype == np.bool_:
+        values, bit_depth = arr.astype(np.float32), 1
+    elif np.issubdtype(arr.dtype, np.floating):
+        values, bit_depth = arr.astype(np.float32), 32 if arr.dtype.itemsize >= 4 else 16
+        if not np.isfinite(values).all():
+            raise InvalidPixels("float pixels contain NaN or infinity")
+        low, high = float(values.min()), float(values.max())
+        if low < 0.0 or high > 1.0:
+            raise InvalidPixels(
+                f"float pixels must lie in [0, 1], got [{low:.4g}, {high:.4g}] "
+                "(divide 0..255 data by 255, or pass uint8)")
+    else:
+        raise InvalidPixels(f"unsupported dtype {arr.dtype} (use uint8, uint16, or float in [0, 1])")
+    has_alpha = channels == 4
+    detail = _finish_pixels(values, has_alpha)
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    return _make_photo(detail, (width, height), format="ARRAY", path=None, exif={},
+                       bit_depth=bit_depth, mode=mode, has_alpha=has_alpha)
+
+
+# --------------------------------------------------------------------------------------------
+# Pillow images
+# --------------------------------------------------------------------------------------------
+
+def _rawmode(img: Image.Image) -> str:
+    if not img.tile:
+        return ""
+    args = img.tile[0].args if hasattr(img.tile[0], "args") else img.tile[0][3]
+    mode = args[0] if isinstance(args, tuple) and args else args
+    return mode if isinstance(mode, str) else ""
+
+
+def _is_16bit_colour(img: Image.Image) -> bool:
+    """A 16-bit-per-channel RGB(A) PNG/TIFF, which Pillow would truncate to 8 bits."""
+    return (img.format in ("PNG", "TIFF") and img.mode in ("RGB", "RGBA")
+            and ";16" in _rawmode(img))
+
+
+def _icc_to_srgb(img: Image.Image, path) -> Image.Image:
+    """Convert RGB(A)/CMYK with an embedded non-sRGB ICC profile to sRGB; CMYK without one plainly."""
+    icc = img.info.get("icc_profile")
+    if img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            description = ImageCms.getProfileDescription(source) or ""
+            if img.mode == "CMYK" or "srgb" not in description.lower():
+                out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+                return ImageCms.profileToProfile(img, source, _SRGB_PROFILE, outputMode=out_mode)
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            # A broken embedded profile: the pixels are still the best description of the photo,
+            # so fall through and use them unconverted (CMYK through Pillow's naive formula).
+            pass
+    if img.mode == "CMYK":
+        return img.convert("RGB")
+    return img
+
+
+def _pil_pixels(img: Image.Image, path) -> tuple[np.ndarray, float, bool, int]:
+    """Loaded Pillow image -> (integer/float array as stored, full-scale value, has_alpha, bits)."""
+    mode = img.mode
+    if mode in ("RGB", "RGBA", "CMYK"):
+        img = _icc_to_srgb(img, path)
+    elif mode in ("P", "PA"):
+        alpha = mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if alpha else "RGB")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode in ("RGBa", "La"):
+        img = img.convert(mode.upper())  # premultiplied -> straight alpha
+    elif mode not in ("L", "LA", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        try:
+            img = img.convert("RGB")
+        except ValueError:
+            raise UnsupportedFormat(f"pixel mode {mode} cannot be converted to RGB", path) from None
+    pixels = np.asarray(img)
+    if img.mode.startswith("I;16"):
+        return pixels, 65535.0, False, 16
+    if img.mode == "I":  # 32-bit integers; in practice 16-bit data
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise UnsupportedFormat("32-bit integer pixels outside 0..65535", path)
+        return pixels, 65535.0, False, 16
+    if img.mode == "F":
+        if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
+            raise UnsupportedFormat("floating-point pixels outside [0, 1]", path)
+        return pixels, 1.0, False, 32
+    has_alpha = img.mode in ("RGBA", "LA")
+    return pixels, 255.0, has_alpha, (1 if mode == "1" else 8)
+
+
+def _decode_16bit_colour(data: bytes) -> np.ndarray | None:
+    """16-bit RGB(A) PNG/TIFF through OpenCV, as RGB(A) uint16 (stored orientation), or None."""
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3:
+        return None
+    if decoded.shape[2] == 3:
+        return decoded[:, :, ::-1]
+    if decoded.shape[2] == 4:
+        return decoded[:, :, [2, 1, 0, 3]]
+    return None
+
+
+def _quantization(img: Image.Image) -> dict | None:
+    # Pillow's JpegImagePlugin reads each DQT table in the file's zigzag order and stores it
+    # de-zigzagged, i.e. in natural (row-major 8x8) order: entry 8*v + u is the step of DCT
+    # frequency (u horizontal, v vertical).
+    tables = getattr(img, "quantization", None)
+    if not tables:
+        return None
+    return {int(k): [int(v) for v in table] for k, table in tables.items()}
+
+
+def _oriented_size(stored_w: int, stored_h: int, orientation) -> tuple[int, int]:
+    return (stored_h, stored_w) if orientation in (5, 6, 7, 8) else (stored_w, stored_h)
+
+
+def _decode_pil(img: Image.Image, *, path, fmt, native_detail: bool, max_pixels: int,
+                allow_draft: bool, file_bytes=None) -> Photo:
+    """Core of every Pillow-readable source. ``img`` may be lazily opened (not yet loaded).
+
+    Order matters: the size check uses the header only; EXIF is read after ``load()`` because
+    Pillow's PNG reader decodes the whole image to find an eXIf chunk stored after the pixels.
+    """
+    stored_w, stored_h = img.size
+    _check_size(stored_w, stored_h, max_pixels, path)  # area and min side are rotation-invariant
+    fmt = fmt or img.format or "ARRAY"
+    is_jpeg = img.format in ("JPEG", "MPO")
+    source_mode = img.mode
+
+    if file_bytes is not None and _is_16bit_colour(img):
+        wide = _decode_16bit_colour(file_bytes())
+        if wide is not None:
+            exif = exif_from_pil(img)
+            orientation = exif.get("orientation")
+            wide = apply_orientation(wide, orientation)
+            has_alpha = wide.shape[2] == 4
+            detail = _finish_pixels(_to_float(wide, 65535.0), has_alpha)
+            return _make_photo(detail, _oriented_size(stored_w, stored_h, orientation), format=fmt,
+                               path=path, exif=exif, bit_depth=16, mode=source_mode + ";16",
+                               has_alpha=has_alpha, jpeg_quantization=None)
+        # OpenCV could not read it (an unusual TIFF compression): Pillow's 8-bit decode below.
+
+    if is_jpeg and allow_draft and not native_detail:
+        shift = _draft_shift(stored_w, stored_h)
+        if shift:
+            img.draft("RGB", (stored_w >> shift, stored_h >> shift))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except Image.DecompressionBombError as exc:
+        raise DecompressionBomb(str(exc), path) from None
+    except OSError as exc:
+        message = str(exc)
+        if "not available" in message and ("decoder" in message or "codec" in message):
+            raise UnsupportedFormat(f"cannot decode {fmt}: {message}", path) from None
+        raise CorruptImage(f"damaged or truncated {fmt} data: {message}", path) from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"damaged or truncated {fmt} data: {exc}", path) from None
+
+    exif = exif_from_pil(img)
+    orientation = exif.get("orientation")
+    quant = _quantization(img) if is_jpeg else None
+    try:
+        pixels, full_scale, has_alpha, bit_depth = _pil_pixels(img, path)
+    except LoadError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(f"cannot convert {fmt} pixels: {exc}", path) from None
+    pixels = apply_orientation(pixels, orientation)
+    detail = _finish_pixels(_to_float(pixels, full_scale), has_alpha)
+    return _make_photo(detail, _oriented_size(stored_w, stored_h, orientation),
+                       format="JPEG" if is_jpeg else fmt, path=path, exif=exif,
+                       bit_depth=bit_depth, mode=source_mode, has_alpha=has_alpha,
+                       jpeg_quantization=quant)
+
+
+def photo_from_pil(img: Image.Image, *, path=None, fmt: str | None = None,
+                   native_detail: bool = False, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Turn a Pillow image into a `Photo`.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+        Loaded or lazily opened. It is loaded if needed but never drafted (reduced) here, since
+        it belongs to the caller.
+    path : str or PathLike, optional
+        Recorded on the Photo and named in errors.
+    fmt : str, optional
+        Format name to record; default ``img.format``, or ``"ARRAY"`` for an in-memory image.
+    native_detail : bool
+        Accepted for symmetry with `load_photo`; a caller's image is always used at the
+        resolution it has.
+    max_pixels : int
+        Decompression-bomb limit, checked on the header size.
+
+    Returns
+    -------
+    Photo
+        EXIF orientation applied, alpha over white, grayscale replicated, CMYK and non-sRGB ICC
+        profiles converted to sRGB.
+
+    Raises
+    ------
+    DecompressionBomb, CorruptImage, UnsupportedFormat, AnalysisError
+        See `load_photo`.
+
+    Notes
+    -----
+    Orientation follows ``PIL.ImageOps.exif_transpose``; JPEG quantisation tables are recorded
+    when the image came from a JPEG file.
+
+    References
+    ----------
+    CIPA DC-008-2023, Exif Version 3.0 (orientation); ICC.1:2022 (colour profiles).
+    """
+    if not isinstance(img, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(img).__name__}")
+    _check_max_pixels(max_pixels)
+    path = None if path is None else os.fspath(path)
+    return _decode_pil(img, path=path, fmt=fmt, native_detail=native_detail, max_pixels=max_pixels,
+                       allow_draft=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+_KNOWN_DECODABLE = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "BigTIFF"),
+    (b"MM\x00+", "BigTIFF"),
+)
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif",
+                b"avis", b"mif2", b"miaf"}
+
+
+def _sniff(head: bytes) -> tuple[str, bool] | None:
+    """(format name, whether we can decode it) from the magic number, or None if unrecognised."""
+    for magic, name in _KNOWN_DECODABLE:
+        if head.startswith(magic):
+            return name, name != "BigTIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP", True
+    if head[:2] == b"BM" and len(head) >= 18 and struct.unpack("<I", head[14:18])[0] in (
+            12, 16, 40, 52, 56, 64, 108, 124):
+        return "BMP", True
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _HEIF_BRANDS:
+            return ("AVIF" if brand.startswith(b"avi") else "HEIF"), True
+        if brand == b"jxl ":
+            return "JPEG XL", False
+        if brand == b"crx ":
+            return "Canon CR3", False
+    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return "JPEG XL", False
+    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or head.startswith(b"\xff\x4f\xff\x51"):
+        return "JPEG 2000", False
+    return None
+
+
+def _check_max_pixels(max_pixels) -> None:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels <= 0:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+
+
+def _stat_file(path: str) -> None:
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFound("no such file", path) from None
+    except PermissionError:
+        raise UnreadableFile("permission denied", path) from None
+    except (OSError, ValueError) as exc:  # name too long, embedded NUL, ...
+        raise UnreadableFile(f"cannot access: {exc}", path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UnreadableFile("is a directory, not an image file", path)
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFile("not a regular file", path)
+    if info.st_size == 0:
+        raise EmptyFile("file is empty (0 bytes)", path)
+
+
+def _load_file(path: str, *, native_detail: bool, max_pixels: int) -> Photo:
+    _stat_file(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
+    except PermissionError:
+        raise UnreadableFile("permission denied", path) from None
+    except OSError as exc:
+        raise UnreadableFile(f"cannot open: {exc}", path) from None
+    with handle:
+        try:
+            head = handle.read(1 << 20 if os.path.splitext(path)[1].lower() in RAW_EXTENSIONS else 64)
+        except OSError as exc:
+            raise UnreadableFile(f"read error: {exc}", path) from None
+        if not head:
+            raise EmptyFile("file is empty (0 bytes)", path)
+
+        if os.path.splitext(path)[1].lower() in RAW_EXTENSIONS:
+            pixels, native, exif, bits = decode_raw(path, head, native_detail=native_detail,
+                                                   max_pixels=max_pixels,
+                                                   working_long_side=WORKING_LONG_SIDE)
+            _check_size(native[0], native[1], None, path)  # sensor size was checked before decoding
+            detail = _to_float(pixels, 255.0)
+            return _make_photo(detail, native, format="RAW", path=path, exif=exif, bit_depth=bits,
+                               mode="RAW", has_alpha=False)
+
+        handle.seek(0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(handle)
+        except Image.DecompressionBombError as exc:
+            raise DecompressionBomb(str(exc), path) from None
+        except UnidentifiedImageError:
+            known = _sniff(head)
+            if known is None:
+                raise NotAnImage("not an image file (format not recognised)", path) from None
+            name, decodable = known
+            if decodable:
+                raise CorruptImage(f"damaged {name} file (header unreadable)", path) from None
+            raise UnsupportedFormat(f"{name} images are not supported", path) from None
+        except _DECODE_ERRORS as exc:
+            known = _sniff(head)
+            if known is not None and not known[1]:
+                raise UnsupportedFormat(f"{known[0]} images are not supported", path) from None
+            raise CorruptImage(f"damaged image header: {exc}", path) from None
+
+        def file_bytes() -> bytes:
+            handle.seek(0)
+            return handle.read()
+
+        with img:
+            return _decode_pil(img, path=path, fmt=None, native_detail=native_detail,
+                               max_pixels=max_pixels, allow_draft=True, file_bytes=file_bytes)
+
+
+def load_photo(source, *, native_detail: bool = False, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Load a photo from a file, a Pillow image or a NumPy array.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, PIL.Image.Image or numpy.ndarray
+        A path to any file in `SUPPORTED_EXTENSIONS` (the content decides the format, except that
+        camera RAW suffixes go to LibRaw), an image object, or an array (see `photo_from_array`).
+    native_detail : bool
+        Decode JPEGs at full resolution so ``photo.detail`` is native (``detail_scale == 1``);
+        RAW files are then demosaiced at full size. Slower; by default large JPEGs are decoded at
+        1/2, 1/4 or 1/8 scale in the DCT domain.
+    max_pixels : int
+        Decompression-bomb limit (default `MAX_PIXELS`, 200 megapixels), checked on the header
+        before any pixel is decoded.
+
+    Returns
+    -------
+    Photo
+        ``rgb``: float32 sRGB in [0, 1], long side at most ``WORKING_LONG_SIDE``; ``detail``: the
+        decoded pixels; EXIF orientation applied; alpha composited over white; grayscale
+        replicated to three channels; 16-bit data scaled by 1/65535; CMYK and embedded non-sRGB ICC
+        profiles converted to sRGB; normalised EXIF and, for JPEGs, the quantisation tables.
+
+    Raises
+    ------
+    FileNotFound, UnreadableFile, EmptyFile, NotAnImage, CorruptImage, UnsupportedFormat,
+    DecompressionBomb
+        Each names the file and the reason (all are `picinspector.errors.LoadError`).
+    AnalysisError
+        Fewer than `MIN_SIDE` pixels on a side.
+    InvalidPixels
+        A bad array (a ``ValueError``).
+    TypeError
+        ``source`` is none of the accepted types.
+
+    Notes
+    -----
+    For a JPEG the reduction is the largest 1/2^k, k <= 3, whose long side stays at least 90 % of
+    the working long side, so a 4000x3000 photo is decoded as 1000x750 (libjpeg's scaled IDCT),
+    costing a fraction of a full decode, then resized to 1024x768. Other images are resized with
+    area averaging (OpenCV ``INTER_AREA``) when reduced and bilinearly when slightly enlarged.
+    Pillow's global ``LOAD_TRUNCATED_IMAGES`` is left off, so truncated files are reported as
+    corrupt rather than padded with grey.
+
+    References
+    ----------
+    ITU-T T.81 | ISO/IEC 10918-1 (JPEG), Annex A (DCT) - scaled decoding as in IJG libjpeg
+    ``scale_num/scale_denom``; CIPA DC-008-2023, Exif Version 3.0.
+    """
+    _check_max_pixels(max_pixels)
+    if isinstance(source, np.ndarray):
+        return photo_from_array(source)
+    if isinstance(source, Image.Image):
+        return photo_from_pil(source, native_detail=native_detail, max_pixels=max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        return _load_file(path, native_detail=native_detail, max_pixels=max_pixels)
+    raise TypeError(
+        f"source must be a path, a PIL.Image.Image or a numpy.ndarray, got {type(source).__name__}")

@@ -1,0 +1,118 @@
+"""`Inspector`: load -> measure -> score + scene -> feedback, with engines and writers chosen by name."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Protocol, Union
+
+import numpy as np
+from PIL import Image
+
+from ._version import __version__
+from .errors import AnalysisError, PicInspectorError
+from .feedback import FEEDBACK_WRITERS
+from .io import MAX_PIXELS, Photo, load_photo
+from .measures import measure_all
+from .report import Finding, Report, SceneResult
+
+Source = Union[str, "os.PathLike[str]", Image.Image, np.ndarray]
+
+
+class Engine(Protocol):
+    """What an engine does: scores and a scene for a photo, given the classic measures."""
+
+    name: str
+
+    def predict(self, photo: Photo, measures: dict[str, Any]) -> tuple[dict[str, float], SceneResult]: ...
+
+
+class FeedbackWriter(Protocol):
+    def __call__(self, photo: Photo, measures: dict[str, Any], scores: dict[str, float],
+                 scene: SceneResult) -> tuple[list[Finding], str]: ...
+
+
+def _classic(**options: Any) -> Engine:
+    from .scoring import ClassicEngine
+
+    return ClassicEngine(**options)
+
+
+#: Engines by name. A factory takes the engine's own options and returns an `Engine`; deep engines
+#: import their heavy dependencies inside their factory, so importing picinspector stays light.
+ENGINES: dict[str, Callable[..., Engine]] = {"classic": _classic}
+
+
+class Inspector:
+    """Reusable analyser: build once, call `analyze` on many photos.
+
+    Parameters
+    ----------
+    engine : str
+        Name in `ENGINES` ("classic" by default).
+    feedback : str
+        Name in `FEEDBACK_WRITERS` ("rules" by default).
+    native_detail : bool
+        Decode large JPEGs at full resolution so that noise and fine focus are measured on native
+        pixels (slower: about one full decode more per photo). Off by default: large JPEGs are
+        decoded at reduced scale in the DCT domain.
+    max_pixels : int
+        Decompression-bomb limit; larger images are refused before decoding.
+    **engine_options
+        Passed to the engine's factory (e.g. ``model=RUN_DIR`` for deep engines).
+    """
+
+    def __init__(self, engine: str = "classic", feedback: str = "rules", *, native_detail: bool = False,
+                 max_pixels: int = MAX_PIXELS, **engine_options: Any) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
+        if feedback not in FEEDBACK_WRITERS:
+            raise ValueError(f"unknown feedback writer {feedback!r}; choose from {sorted(FEEDBACK_WRITERS)}")
+        self.engine_name = engine
+        self.engine = ENGINES[engine](**engine_options)
+        self.feedback_name = feedback
+        self.write_feedback: FeedbackWriter = FEEDBACK_WRITERS[feedback]
+        self.native_detail = native_detail
+        self.max_pixels = max_pixels
+
+    def load(self, source: Source) -> Photo:
+        return load_photo(source, native_detail=self.native_detail, max_pixels=self.max_pixels)
+
+    def analyze(self, source: Source) -> Report:
+        """Analyse one photo (a path, a PIL image or an array) and return its `Report`.
+
+        Raises
+        ------
+        picinspector.errors.PicInspectorError
+            A typed error naming the file and the reason when the photo cannot be read or analysed.
+        """
+        photo = source if isinstance(source, Photo) else self.load(source)
+        return self.analyze_photo(photo)
+
+    def analyze_photo(self, photo: Photo) -> Report:
+        try:
+            measures = measure_all(photo)
+        except PicInspectorError:
+            raise
+        except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
+            raise AnalysisError(f"could not measure the image: {exc}", photo.path) from exc
+        scores, scene = self.engine.predict(photo, measures)
+        findings, feedback = self.write_feedback(photo, measures, scores, scene)
+        return Report(
+            path=photo.path,
+            width=photo.width,
+            height=photo.height,
+            format=photo.format,
+            exif=dict(photo.exif),
+            scores={k: round(float(v), 1) for k, v in scores.items()},
+            scene=scene,
+            findings=findings,
+            feedback=feedback,
+            measures=measures,
+            engine=self.engine_name,
+            version=__version__,
+        )
+
+
+def analyze(source: Source, **options: Any) -> Report:
+    """Analyse one photo with a fresh `Inspector` (see there for options)."""
+    return Inspector(**options).analyze(source)

@@ -1,0 +1,80 @@
+"""A first calibrated quality score: a weighted geometric mean of per-aspect "goodness" terms.
+
+Each term is in (0, 1], 1 meaning "this aspect does not hurt the photo". A weighted geometric mean
+lets one bad aspect pull the whole score down (a sharp but black photo is not good) while the
+weights say how much each aspect matters. The weights follow the order of importance that SPAQ's
+attribute/MOS correlations report (sharpness and noise first, then exposure, contrast, colour;
+Fang et al. 2020, doi:10.1109/CVPR42600.2020.00373); the next step (issue 3) replaces this with a
+model fitted to human opinion scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+_FLOOR = 0.02  # keeps the geometric mean defined and lets every term still matter at its worst
+
+
+def _sharp(m: dict[str, Any], s: dict[str, float]) -> float:
+    return s["sharpness"] / 100.0
+
+
+def _noise(m: dict[str, Any], s: dict[str, float]) -> float:
+    return s["noisiness"] / 100.0
+
+
+def _exposure(m: dict[str, Any], s: dict[str, float]) -> float:
+    """Lightness inside a comfortable band, little clipping at either end."""
+    lightness = m["lightness_mean"]
+    outside = max(0.0, 32.0 - lightness, lightness - 68.0)
+    band = math.exp(-((outside / 16.0) ** 2))
+    clip = (1.0 - min(0.6, m["highlights_clipped_pct"] / 30.0)) * (1.0 - min(0.6, m["shadows_crushed_pct"] / 40.0))
+    return band * clip
+
+
+def _contrast(m: dict[str, Any], s: dict[str, float]) -> float:
+    return 0.25 + 0.75 * s["contrast"] / 100.0
+
+
+def _color(m: dict[str, Any], s: dict[str, float]) -> float:
+    return 0.55 + 0.45 * s["colorfulness"] / 100.0
+
+
+def _compression(m: dict[str, Any], s: dict[str, float]) -> float:
+    """JPEG quality from the file's own tables (1 at q >= 90) and visible blocking."""
+    q = m.get("jpeg_quality")
+    by_q = 1.0 if q is None else min(1.0, 0.25 + 0.75 * (max(q, 1) / 90.0) ** 0.8)
+    b = m.get("blockiness")
+    by_blocks = 1.0 if b is None else math.exp(-max(0.0, b - 1.05) * 1.5)
+    return by_q * by_blocks
+
+
+@dataclass(frozen=True)
+class Term:
+    func: Callable[[dict[str, Any], dict[str, float]], float]
+    weight: float
+
+
+#: Aspect -> (goodness function, weight). Weights sum to 1.
+QUALITY_TERMS: dict[str, Term] = {
+    "sharpness": Term(_sharp, 0.34),
+    "noise": Term(_noise, 0.20),
+    "exposure": Term(_exposure, 0.18),
+    "contrast": Term(_contrast, 0.10),
+    "color": Term(_color, 0.06),
+    "compression": Term(_compression, 0.12),
+}
+
+
+def quality_terms(measures: dict[str, Any], attributes: dict[str, float]) -> dict[str, float]:
+    """Each aspect's goodness in [_FLOOR, 1]."""
+    return {name: min(1.0, max(_FLOOR, t.func(measures, attributes))) for name, t in QUALITY_TERMS.items()}
+
+
+def quality_score(measures: dict[str, Any], attributes: dict[str, float]) -> float:
+    """Overall quality, 0-100."""
+    terms = quality_terms(measures, attributes)
+    log_q = sum(QUALITY_TERMS[name].weight * math.log(g) for name, g in terms.items())
+    return 100.0 * math.exp(log_q)
