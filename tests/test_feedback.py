@@ -104,3 +104,10 @@ def test_findings_are_sorted_worst_first_and_all_have_suggestions():
     assert order == sorted(order, reverse=True)
     assert all(f.suggestion and f.message for f in findings)
     assert text.startswith("Overall quality") and "First fix" in text
+
+
+@pytest.mark.parametrize("angle,words", [(1.0, "horizontally (about 1 degrees)"), (178.0, "horizontally (about -2"),
+                                         (92.0, "vertically (about 92"), (45.0, "along about 45 degrees")])
+def test_motion_direction_words(angle, words):
+    findings, _ = feedback(focus=0.15, blur_kind="motion", motion_blur_angle_deg=angle)
+    assert words in next(f for f in findings if f.kind == "motion_blur").message

@@ -31,6 +31,16 @@ def _shutter(t: float) -> str:
     return f"1/{round(1 / t):.0f} s" if t < 0.5 else f"{t:g} s"
 
 
+def _direction(angle_deg: float) -> str:
+    """Words for a streak direction (degrees counter-clockwise from horizontal, [0, 180))."""
+    a = angle_deg % 180
+    if min(a, 180 - a) < 10:
+        return f"horizontally (about {a if a < 90 else a - 180:.0f} degrees)"
+    if abs(a - 90) < 10:
+        return f"vertically (about {a:.0f} degrees)"
+    return f"along about {a:.0f} degrees"
+
+
 def blur(ctx: Ctx) -> Finding | None:
     m, s, exif = ctx["m"], ctx["s"], ctx["exif"]
     sev = _grade(100 - s["sharpness"], 45, 60, 75)
@@ -39,7 +49,7 @@ def blur(ctx: Ctx) -> Finding | None:
     kind = m.get("blur_kind")
     t = exif.get("exposure_time_s")
     if kind == "motion" and m.get("motion_blur_angle_deg") is not None:
-        msg = f"Motion blur along about {m['motion_blur_angle_deg']:.0f} degrees"
+        msg = f"Motion blur {_direction(m['motion_blur_angle_deg'])}"
         if t:
             msg += f" (shutter open {_shutter(t)})"
         focal = exif.get("focal_length_mm")
@@ -123,7 +133,7 @@ def clipped_highlights(ctx: Ctx) -> Finding | None:
 
 def crushed_shadows(ctx: Ctx) -> Finding | None:
     pct = ctx["m"]["shadows_crushed_pct"]
-    sev = _grade(pct, 3.0, 8.0, 20.0)
+    sev = _grade(pct, 5.0, 20.0, 40.0)  # dark backgrounds are often wanted: grade gently
     if sev is None:
         return None
     return Finding("crushed_shadows", sev, f"{pct:.0f}% of the frame is crushed to black",

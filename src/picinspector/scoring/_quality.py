@@ -30,7 +30,7 @@ def _exposure(m: dict[str, Any], s: dict[str, float]) -> float:
     lightness = m["lightness_mean"]
     outside = max(0.0, 32.0 - lightness, lightness - 68.0)
     band = math.exp(-((outside / 16.0) ** 2))
-    clip = (1.0 - min(0.6, m["highlights_clipped_pct"] / 30.0)) * (1.0 - min(0.6, m["shadows_crushed_pct"] / 40.0))
+    clip = (1.0 - min(0.6, m["highlights_clipped_pct"] / 30.0)) * (1.0 - min(0.6, m["shadows_crushed_pct"] / 80.0))
     return band * clip
 
 

@@ -1,0 +1,290 @@
+"""The ``picinspector`` command line (Typer + Rich).
+
+Commands: ``analyze`` (readable panels, ``--json`` lines, or a resumable batch file with ``-o``),
+``measures`` (every measure with its unit), ``samples`` (write the demo photos), and ``--version``. Exit codes: 0 when at least one image
+was analysed (or a batch found everything already done), 1 when every image failed, 2 for bad
+arguments or when no input was found, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from contextlib import closing
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ._version import __version__
+
+app = typer.Typer(
+    name="picinspector",
+    help="How good is this photo, and why: six scores, the scene and plain-language feedback, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_ALL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_SEVERITY_STYLE = {"info": "cyan", "minor": "yellow", "moderate": "dark_orange", "severe": "bold red"}
+_BAR_WIDTH = 12
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"picinspector {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """How good is this photo, and why."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Human-readable rendering
+
+
+def _score_style(value: float | None) -> str:
+    if value is None:
+        return "dim"
+    return "green" if value >= 65 else "yellow" if value >= 40 else "red"
+
+
+def _score_line(name: str, value: float | None) -> Text:
+    text = Text(f"{name:<13}")
+    if value is None:
+        return text.append("   n/a", style="dim")
+    style = _score_style(value)
+    filled = int(round(max(0.0, min(100.0, value)) / 100 * _BAR_WIDTH))
+    text.append(f"{value:5.1f} ", style=f"bold {style}")
+    text.append("█" * filled, style=style)
+    text.append("░" * (_BAR_WIDTH - filled), style="dim")
+    return text
+
+
+def _key_measures(m: dict[str, Any]) -> Text:
+    parts = []
+    if isinstance(m.get("exposure_ev"), (int, float)):
+        parts.append(f"exposure {m['exposure_ev']:+.1f} EV")
+    if isinstance(m.get("noise_sigma"), (int, float)):
+        parts.append(f"noise sigma {m['noise_sigma']:.1f}")
+    if isinstance(m.get("jpeg_quality"), (int, float)):
+        parts.append(f"JPEG quality {m['jpeg_quality']:.0f}")
+    if m.get("blur_kind"):
+        parts.append(f"blur {m['blur_kind']}")
+    return Text(" · ".join(parts), style="dim")
+
+
+def render_report(row: dict[str, Any], width: int | None = None) -> Panel:
+    """A Rich panel for one report row (``Report.to_dict()``), ``width`` columns wide (None: fit)."""
+    from .report import SCORE_NAMES
+
+    body: list[Any] = [Text(f"{row.get('width')}×{row.get('height')} {row.get('format')}", style="dim")]
+
+    scores = row.get("scores") or {}
+    grid = Table.grid(padding=(0, 3))
+    grid.add_column()
+    grid.add_column()
+    lines = [_score_line(n, scores.get(n)) for n in SCORE_NAMES]
+    for left, right in zip(lines[0::2], lines[1::2]):
+        grid.add_row(left, right)
+    body += [Text(""), grid]
+
+    scene = row.get("scene") or {}
+    conf = scene.get("confidence")
+    scene_text = Text("scene  ", style="bold").append(str(scene.get("label")), style="bold magenta")
+    if conf is not None:
+        scene_text.append(f"  {conf:.2f}")
+        if conf < 0.4:
+            scene_text.append(" (weak guess)", style="italic dim")
+    if scene.get("method"):
+        scene_text.append(f"  via {scene['method']}", style="dim")
+    body += [Text(""), scene_text]
+
+    findings = row.get("findings") or []
+    if findings:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(no_wrap=True)
+        table.add_column()
+        for f in findings:
+            style = _SEVERITY_STYLE.get(f.get("severity"), "white")
+            text = Text(str(f.get("message", "")))
+            if f.get("suggestion"):
+                text.append("\n→ " + str(f["suggestion"]), style="dim")
+            table.add_row(Text(f"● {f.get('severity', '')}", style=style), text)
+        body += [Text(""), table]
+
+    if row.get("feedback"):
+        body += [Text(""), Text(str(row["feedback"]))]
+    measures = _key_measures(row.get("measures") or {})
+    if measures.plain:
+        body += [Text(""), measures]
+    return Panel(Group(*body), title=Text(str(row.get("path")), style="bold"), title_align="left",
+                 expand=False, width=width)
+
+
+# --------------------------------------------------------------------------------------------------
+# analyze
+
+
+def _usage(message: str, param: str | None = None) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint=param)
+
+
+@app.command()
+def analyze(
+    path: Annotated[list[str], typer.Argument(
+        help="Image files, folders (searched recursively) or quoted glob patterns.",
+        show_default=False)],
+    json_lines: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object per image per line on stdout (without -o).")] = False,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", metavar="FILE",
+        help="Write a .jsonl or .csv file, with a progress bar; rerunning resumes where it stopped.")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
+    engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer.")] = "rules",
+    native_detail: Annotated[bool, typer.Option(
+        "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")] = False,
+    retry_errors: Annotated[bool, typer.Option(
+        "--retry-errors", help="With -o: analyse again the images that failed in a previous run.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (with -o).")] = False,
+) -> None:
+    """Analyse photos: scores, scene, findings and feedback."""
+    from .batch import iter_inputs, run_batch, writer_for
+    from .feedback import FEEDBACK_WRITERS
+    from .pipeline import ENGINES
+
+    if engine not in ENGINES:
+        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(sorted(ENGINES))}", "--engine")
+    if feedback not in FEEDBACK_WRITERS:
+        raise _usage(f"unknown feedback writer {feedback!r}; choose from {', '.join(sorted(FEEDBACK_WRITERS))}",
+                     "--feedback")
+    if output is not None:
+        try:
+            writer_for(output)
+        except ValueError as exc:
+            raise _usage(str(exc), "-o/--output") from None
+    elif retry_errors:
+        raise _usage("--retry-errors needs -o FILE (the file whose error rows to redo)", "--retry-errors")
+    try:
+        inputs = iter_inputs(path)
+    except ValueError as exc:
+        raise _usage(str(exc), "PATH") from None
+    if not inputs:
+        raise _usage(f"no images found in {' '.join(path)}", "PATH")
+
+    options = {"engine": engine, "feedback": feedback, "native_detail": native_detail}
+    err = Console(stderr=True)
+    if output is not None:
+        try:
+            summary = run_batch(inputs, output, jobs=jobs, inspector_options=options,
+                                retry_errors=retry_errors, progress=not no_progress)
+        except ValueError as exc:
+            raise _usage(str(exc), "-o/--output") from None
+        line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed "
+                f"-> {summary.output}")
+        if summary.interrupted:
+            err.print(Text(f"Interrupted: {line}", style="yellow"), soft_wrap=True)
+            err.print(Text("Run the same command again to resume: "
+                           + shlex.join(["picinspector", *sys.argv[1:]] if sys.argv[1:] else ["picinspector"]),
+                           style="yellow"), soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        err.print(Text(line, style="bold"), soft_wrap=True)
+        if summary.analysed == 0 and summary.skipped == 0:  # every image failed, none was done before
+            raise typer.Exit(EXIT_ALL_FAILED)
+        return
+
+    raise typer.Exit(_stream(inputs, jobs, options, json_lines, err))
+
+
+def _stream(inputs: list[str], jobs: int, options: dict[str, Any], json_lines: bool, err: Console) -> int:
+    """Analyse and print each image as it finishes (JSON lines or panels); returns the exit code."""
+    from .batch import iter_rows
+
+    try:
+        rows = iter_rows(inputs, jobs=jobs, inspector_options=options)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    out = Console(highlight=False)
+    analysed = failed = 0
+    try:
+        with closing(rows):
+            for row in rows:
+                error = row.get("error")
+                if error is None:
+                    analysed += 1
+                else:
+                    failed += 1
+                if json_lines:
+                    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
+                elif error is None:
+                    out.print(render_report(row, width=min(out.width, 100)))
+                if error is not None:
+                    err.print(Text(f"{row.get('path')}: {error.get('message')} ({error.get('kind')})",
+                                   style="red"), soft_wrap=True)
+    except KeyboardInterrupt:
+        err.print(Text(f"Interrupted after {analysed + failed} of {len(inputs)} images.", style="yellow"),
+                  soft_wrap=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `picinspector analyze DIR --json | head -1`: the reader has gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit does not fail again
+        return EXIT_OK if analysed else EXIT_ALL_FAILED
+    return EXIT_OK if analysed else EXIT_ALL_FAILED
+
+
+# --------------------------------------------------------------------------------------------------
+# measures
+
+
+@app.command()
+def measures() -> None:
+    """List every measure: name, unit and description."""
+    from .measures import measure_units
+
+    table = Table(title="PicInspector measures", show_lines=False)
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("unit", style="cyan", max_width=24)
+    table.add_column("description")
+    for name, (unit, description) in measure_units().items():
+        table.add_row(name, unit, description)
+    Console().print(table)
+
+
+@app.command()
+def samples(
+    folder: Annotated[str, typer.Argument(help="Folder to write the photos into (created if needed).")],
+    degraded: Annotated[bool, typer.Option("--degraded/--no-degraded",
+                                           help="Also write copies with one clear problem each.")] = True,
+) -> None:
+    """Write the real sample photos that scikit-image, scikit-learn and matplotlib ship (no download)."""
+    from .samples import write_samples
+
+    try:
+        written = write_samples(folder, degraded=degraded)
+    except ImportError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_USAGE) from exc
+    typer.echo(f"wrote {len(written)} photos to {folder}")
+
+
+def main() -> None:
+    """Entry point of the ``picinspector`` script."""
+    app(prog_name="picinspector")
+
+
+if __name__ == "__main__":
+    main()
