@@ -342,7 +342,7 @@ def _init_worker(options: dict[str, Any]) -> None:
     cv2.setNumThreads(1)  # parallelism comes from the workers; avoid oversubscribing the cores
     from .pipeline import Inspector
 
-    _WORKER_INSPECTOR = Inspector(**options)
+    _WORKER_INSPECTOR = Inspector(**{"threads": 1, **options})
 
 
 def _analyse_one(path: str, inspector: Any = None) -> dict[str, Any]:

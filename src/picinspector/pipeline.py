@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, Union
 
 import numpy as np
@@ -57,12 +58,15 @@ class Inspector:
         decoded at reduced scale in the DCT domain.
     max_pixels : int
         Decompression-bomb limit; larger images are refused before decoding.
+    threads : int
+        Measure groups run on this many threads (default: 2, or 1 on a one-core machine). Use 1
+        when running several inspectors in parallel processes.
     **engine_options
         Passed to the engine's factory (e.g. ``model=RUN_DIR`` for deep engines).
     """
 
     def __init__(self, engine: str = "classic", feedback: str = "rules", *, native_detail: bool = False,
-                 max_pixels: int = MAX_PIXELS, **engine_options: Any) -> None:
+                 max_pixels: int = MAX_PIXELS, threads: int | None = None, **engine_options: Any) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
         if feedback not in FEEDBACK_WRITERS:
@@ -73,6 +77,10 @@ class Inspector:
         self.write_feedback: FeedbackWriter = FEEDBACK_WRITERS[feedback]
         self.native_detail = native_detail
         self.max_pixels = max_pixels
+        self.threads = min(2, os.cpu_count() or 1) if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        self._pool: ThreadPoolExecutor | None = None
 
     def load(self, source: Source) -> Photo:
         return load_photo(source, native_detail=self.native_detail, max_pixels=self.max_pixels)
@@ -90,7 +98,7 @@ class Inspector:
 
     def analyze_photo(self, photo: Photo) -> Report:
         try:
-            measures = measure_all(photo)
+            measures = measure_all(photo, executor=self._executor())
         except PicInspectorError:
             raise
         except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
@@ -113,6 +121,27 @@ class Inspector:
         )
 
 
+    def _executor(self) -> ThreadPoolExecutor | None:
+        if self.threads == 1:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="picinspector")
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the measure threads (they also stop when the inspector is garbage-collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> "Inspector":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 def analyze(source: Source, **options: Any) -> Report:
     """Analyse one photo with a fresh `Inspector` (see there for options)."""
-    return Inspector(**options).analyze(source)
+    with Inspector(**options) as inspector:
+        return inspector.analyze(source)

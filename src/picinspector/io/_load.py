@@ -68,7 +68,7 @@ SUPPORTED_EXTENSIONS = frozenset({
 }) | RAW_EXTENSIONS
 
 # JPEG DCT-domain reduction: the largest 1/2^k (k <= 3) whose long side is still this fraction of
-# the working long side (4000x3000 -> 1/4 = 1000x750, then enlarged by 2.4 % to 1024x768).
+# the working long side (4000x3000 -> 1/4 = 1000x750, used as the working image without re-sampling).
 _DRAFT_MIN_FRACTION = 0.9
 _DRAFT_MAX_SHIFT = 3
 
@@ -144,16 +144,13 @@ def _finish_pixels(values: np.ndarray, has_alpha: bool) -> np.ndarray:
 def _make_photo(detail: np.ndarray, native: tuple[int, int], **facts) -> Photo:
     """Build the Photo: reduce ``detail`` to the working size (or share it when already there)."""
     native_w, native_h = native
-    work_w, work_h = _working_size(native_w, native_h)
     det_h, det_w = detail.shape[:2]
-    if (det_w, det_h) == (work_w, work_h):
+    if max(det_w, det_h) <= WORKING_LONG_SIDE:
+        # Already at or below the working size (small images, and large JPEGs decoded in the DCT
+        # domain to a long side of 922-1024): used as they are, never enlarged or re-sampled.
         rgb = detail
     else:
-        shrink = work_w * work_h < det_w * det_h
-        rgb = cv2.resize(detail, (work_w, work_h),
-                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        if not shrink:  # bilinear cannot overshoot, but keep the [0, 1] promise exact
-            np.clip(rgb, 0.0, 1.0, out=rgb)
+        rgb = cv2.resize(detail, _working_size(det_w, det_h), interpolation=cv2.INTER_AREA)
     return Photo(rgb=rgb, detail=detail, detail_scale=det_w / float(native_w), width=native_w,
                  height=native_h, **facts)
 
@@ -596,8 +593,9 @@ def load_photo(source, *, native_detail: bool = False, max_pixels: int = MAX_PIX
     -----
     For a JPEG the reduction is the largest 1/2^k, k <= 3, whose long side stays at least 90 % of
     the working long side, so a 4000x3000 photo is decoded as 1000x750 (libjpeg's scaled IDCT),
-    costing a fraction of a full decode, then resized to 1024x768. Other images are resized with
-    area averaging (OpenCV ``INTER_AREA``) when reduced and bilinearly when slightly enlarged.
+    costing a fraction of a full decode, and used as the working image as it is (a working long side
+    of 922-1024 px, never enlarged). Larger decodes are reduced to a long side of 1024 with area
+    averaging (OpenCV ``INTER_AREA``); smaller images are used as they are.
     Pillow's global ``LOAD_TRUNCATED_IMAGES`` is left off, so truncated files are reported as
     corrupt rather than padded with grey.
 

@@ -87,6 +87,12 @@ class Photo:
         """Pixels of ``rgb`` per native pixel."""
         return self.rgb.shape[1] / float(self.width)
 
+    @property
+    def has_native_detail(self) -> bool:
+        """True when ``detail`` holds native pixels finer than the working image (the measures
+        ending in ``_native`` run only then)."""
+        return self.detail is not self.rgb and self.detail_scale == 1.0
+
     @cached_property
     def gray(self) -> np.ndarray:
         """Luma (Rec. 709 weights on the encoded values), float32 in [0, 1], working resolution."""

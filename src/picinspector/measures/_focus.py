@@ -520,7 +520,7 @@ def focus_score(gray) -> float | None:
     outputs=[
         ("focus", "0-1", "Sharpness of the strongest edges (re-blur ratio), higher = sharper"),
         ("focus_native", "0-1",
-         "The same on the decoded pixels before reduction; None when they are the working image"),
+         "The same at native resolution (sampled windows); None unless native pixels were decoded"),
         ("edge_width_px", "px at working resolution", "10-90% width of a typical strong edge"),
         ("blur_kind", "label", '"sharp", "defocus" or "motion"'),
         ("motion_blur_angle_deg", "degrees, 0 = horizontal, counter-clockwise, [0,180)",
@@ -535,7 +535,7 @@ def measure_focus(photo: Photo) -> dict:
     """Registered adapter: :func:`focus_measures` on ``photo.gray`` plus :func:`focus_score` native."""
     try:
         out = focus_measures(photo.gray)
-        if photo.detail is photo.rgb:
+        if not photo.has_native_detail:
             out["focus_native"] = None
         else:
             from ._noise import detail_luma  # here, so that importing focus does not register noise first

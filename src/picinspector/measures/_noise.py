@@ -519,8 +519,8 @@ def detail_luma(photo: Photo, max_pixels: int = MAX_NATIVE_PIXELS):
     outputs=[
         ("noise_sigma", "8-bit levels, luma, working resolution",
          "Standard deviation of the luma noise (Immerkaer's estimator on homogeneous pixels)"),
-        ("noise_sigma_native", "8-bit levels, luma, decode resolution",
-         "The same on the decoded pixels before reduction; None when they are the working image"),
+        ("noise_sigma_native", "8-bit levels, luma, native resolution",
+         "The same at native resolution (sampled windows); None unless native pixels were decoded"),
         ("noise_chroma", "8-bit levels",
          "The same estimator on Rec. 709 Cb and Cr (2x2-binned, scaled to per pixel), averaged"),
         ("noise_shadows", "8-bit levels",
@@ -534,7 +534,7 @@ def measure_noise(photo: Photo) -> dict:
     try:
         out = noise_measures(photo.rgb, photo.gray)
         out["noise_sigma_native"] = (
-            None if photo.detail is photo.rgb else pooled_noise_sigma(detail_luma(photo))
+            None if not photo.has_native_detail else pooled_noise_sigma(detail_luma(photo))
         )
     except ValueError as exc:
         raise AnalysisError(f"noise: {exc}", photo.path) from exc

@@ -264,7 +264,11 @@ def estimate_scene_rgb(rgb: np.ndarray, exif: dict | None = None) -> SceneEstima
     A. Oliva and A. Torralba, "Modeling the shape of the scene: a holistic representation of
     the spatial envelope", IJCV 42(3), 2001. doi:10.1023/A:1011139631724
     """
-    cues = measure_cues(rgb, exif)
+    return estimate_from_cues(measure_cues(rgb, exif))
+
+
+def estimate_from_cues(cues: dict) -> SceneEstimate:
+    """The "cues" estimate from already measured cues (the output of :func:`measure_cues`)."""
     probs = round_probabilities(combine(scene_evidence(cues)))
     label = max(SCENES, key=lambda s: probs[s])
     return SceneEstimate(

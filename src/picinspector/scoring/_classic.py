@@ -6,7 +6,8 @@ from typing import Any
 
 from ..io import Photo
 from ..report import SceneResult
-from ..scene import estimate_scene
+from ..measures import MEASURE_GROUPS
+from ..scene import estimate_from_cues
 from ._attributes import attribute_scores
 from ._quality import quality_score
 
@@ -19,7 +20,8 @@ class ClassicEngine:
     def predict(self, photo: Photo, measures: dict[str, Any]) -> tuple[dict[str, float], SceneResult]:
         attrs = attribute_scores(measures)
         scores = {"quality": quality_score(measures, attrs), **attrs}
-        est = estimate_scene(photo)
+        cues = {o.name: measures[o.name] for o in MEASURE_GROUPS["scene_cues"].outputs}
+        est = estimate_from_cues(cues)
         scene = SceneResult(label=est.label, probabilities=dict(est.probabilities), method=est.method,
                             confidence=float(est.confidence))
         return scores, scene
