@@ -100,17 +100,32 @@ def photos(n_biq: int) -> dict[str, np.ndarray]:
     return out
 
 
-def run(n_biq: int) -> dict[str, dict[str, float]]:
+def run(n_biq: int) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Mean per-photo SRCC(level, score) and mean change of each score from level 0 to the last."""
     inspector = Inspector()
-    table: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
+    rhos: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
+    deltas: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
+    mid: dict[str, list[float]] = {k: [] for k in DISTORTIONS}  # quality SRCC, mid-grey originals only
     for base in photos(n_biq).values():
         for name, d in DISTORTIONS.items():
-            rows = [inspector.analyze(distorted(base, d, lv)).scores for lv in d.levels]
+            reports = [inspector.analyze(distorted(base, d, lv)) for lv in d.levels]
+            rows = [r.scores for r in reports]
+            q = [r["quality"] for r in rows]
+            if 40 <= reports[0].measures["lightness_mean"] <= 60 and len(set(q)) > 1:
+                mid[name].append(float(spearmanr(range(len(q)), q).statistic))
             for s in SCORE_NAMES:
                 vals = [r[s] for r in rows]
                 rho = 0.0 if len(set(vals)) == 1 else spearmanr(range(len(vals)), vals).statistic
-                table[name][s].append(float(rho))
-    return {k: {s: float(np.mean(v)) for s, v in row.items()} for k, row in table.items()}
+                rhos[name][s].append(float(rho))
+                deltas[name][s].append(vals[-1] - vals[0])
+    mean = lambda t: {k: {s: float(np.mean(v)) for s, v in row.items()} for k, row in t.items()}  # noqa: E731
+    MID_GREY.update({k: (float(np.mean(v)), len(v)) for k, v in mid.items() if v})
+    return mean(rhos), mean(deltas)
+
+
+#: Filled by `run`: distortion -> (mean quality SRCC, number of photos) over the photos whose
+#: untouched mean lightness is L* 40-60, i.e. not already too dark or too bright.
+MID_GREY: dict[str, tuple[float, int]] = {}
 
 
 def main() -> None:
@@ -118,7 +133,7 @@ def main() -> None:
     ap.add_argument("--biq", type=int, default=12, help="BIQ2021 photos to add from ../shared (0: none)")
     args = ap.parse_args()
     n_photos = len(SAMPLES) + len(biq_images(args.biq))
-    result = run(args.biq)
+    result, delta = run(args.biq)
     print(f"{n_photos} photos x {len(DISTORTIONS)} distortions x 5 levels; mean per-photo SRCC(level, score);"
           " **bold** = the distortion's own score, expected sign in brackets")
     print("| distortion | " + " | ".join(SCORE_NAMES) + " | own target met |")
@@ -132,6 +147,18 @@ def main() -> None:
         q_ok = -result[name]["quality"] >= 0.9
         print(f"| {name} | " + " | ".join(cells) + f" | {'yes' if own_ok else 'NO'}"
               f"{'' if q_ok else ' (quality < 0.9)'} |")
+    print()
+    print("Quality SRCC over the photos whose original mean lightness is L* 40-60 (a dark original gets better"
+          " when brightened, a bright one when darkened): "
+          + ", ".join(f"{k} {v:+.2f} (n={n})" for k, (v, n) in MID_GREY.items() if k.endswith("exposure")))
+    print()
+    print("Mean change of each score (0-100 points) from level 0 to the strongest level: the own score should")
+    print("move far, the others little.")
+    print("| distortion | " + " | ".join(SCORE_NAMES) + " |")
+    print("|---|" + "---|" * len(SCORE_NAMES))
+    for name, d in DISTORTIONS.items():
+        cells = [f"**{delta[name][s]:+.1f}**" if s == d.own else f"{delta[name][s]:+.1f}" for s in SCORE_NAMES]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

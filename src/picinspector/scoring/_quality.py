@@ -26,11 +26,13 @@ def _noise(m: dict[str, Any], s: dict[str, float]) -> float:
 
 
 def _exposure(m: dict[str, Any], s: dict[str, float]) -> float:
-    """Lightness inside a comfortable band, little clipping at either end."""
+    """Mean lightness near mid-grey (L* 42-58 is fully good), little clipping at either end."""
     lightness = m["lightness_mean"]
-    outside = max(0.0, 32.0 - lightness, lightness - 68.0)
-    band = math.exp(-((outside / 16.0) ** 2))
-    clip = (1.0 - min(0.6, m["highlights_clipped_pct"] / 30.0)) * (1.0 - min(0.6, m["shadows_crushed_pct"] / 80.0))
+    outside = max(0.0, abs(lightness - 50.0) - 8.0)
+    band = math.exp(-((outside / 20.0) ** 2))
+    # Gentle clipping terms: a pixel at the limit is not always lost detail (a lamp, a black
+    # background); the findings name the clipping, the score only leans on it.
+    clip = (1.0 - min(0.4, m["highlights_clipped_pct"] / 60.0)) * (1.0 - min(0.3, m["shadows_crushed_pct"] / 150.0))
     return band * clip
 
 
@@ -59,11 +61,11 @@ class Term:
 
 #: Aspect -> (goodness function, weight). Weights sum to 1.
 QUALITY_TERMS: dict[str, Term] = {
-    "sharpness": Term(_sharp, 0.34),
-    "noise": Term(_noise, 0.20),
+    "sharpness": Term(_sharp, 0.30),
+    "noise": Term(_noise, 0.18),
     "exposure": Term(_exposure, 0.18),
-    "contrast": Term(_contrast, 0.10),
-    "color": Term(_color, 0.06),
+    "contrast": Term(_contrast, 0.14),
+    "color": Term(_color, 0.08),
     "compression": Term(_compression, 0.12),
 }
 
