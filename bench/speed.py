@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -46,25 +47,34 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     paths = make_12mp(args.n)
-    inspector = Inspector()
-    inspector.analyze(paths[0])  # warm-up: cascades, caches
+    inspectors = {"threads=2 (default)": Inspector(), "threads=1": Inspector(threads=1)}
+    for ins in inspectors.values():
+        ins.analyze(paths[0])  # warm-up: cascades, caches, thread pool
     full_decode(paths[0])
-    dec, ana = [], []
+    dec: list[float] = []
+    ana: dict[str, list[float]] = {k: [] for k in inspectors}
     for path in paths:
-        d, a = [], []
-        for _ in range(args.repeat):  # interleaved, so both see the same machine state
+        d: list[float] = []
+        a: dict[str, list[float]] = {k: [] for k in inspectors}
+        for _ in range(args.repeat):  # interleaved, so all see the same machine state
             t = time.perf_counter(); full_decode(path); d.append(time.perf_counter() - t)
-            t = time.perf_counter(); inspector.analyze(path); a.append(time.perf_counter() - t)
-        dec.append(min(d)); ana.append(min(a))
-    md, ma = statistics.median(dec) * 1e3, statistics.median(ana) * 1e3
+            for name, ins in inspectors.items():
+                t = time.perf_counter(); ins.analyze(path); a[name].append(time.perf_counter() - t)
+        dec.append(min(d))
+        for name in inspectors:
+            ana[name].append(min(a[name]))
+    md = statistics.median(dec) * 1e3
     print(f"picinspector {__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{len(paths)} JPEGs 4000x3000 q90, best of {args.repeat} each, median over files")
-    print("| step | median ms per 12-MP JPEG |")
-    print("|---|---|")
-    print(f"| Pillow full decode (`Image.open(p).convert('RGB')`) | {md:.1f} |")
-    print(f"| PicInspector `analyze` (decode + all measures + scores + scene + feedback) | {ma:.1f} |")
-    print(f"| ratio analyze / full decode | {ma / md:.2f} |")
-    print("per-file analyze ms:", " ".join(f"{x * 1e3:.0f}" for x in ana))
+    print("| step | median ms per 12-MP JPEG | ratio to full decode |")
+    print("|---|---|---|")
+    print(f"| Pillow full decode (`Image.open(p).convert('RGB')`) | {md:.1f} | 1.00 |")
+    for name, times in ana.items():
+        ma = statistics.median(times) * 1e3
+        print(f"| PicInspector `analyze`, {name} (decode + all measures + scores + scene + feedback) "
+              f"| {ma:.1f} | {ma / md:.2f} |")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

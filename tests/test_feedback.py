@@ -106,8 +106,24 @@ def test_findings_are_sorted_worst_first_and_all_have_suggestions():
     assert text.startswith("Overall quality") and "First fix" in text
 
 
-@pytest.mark.parametrize("angle,words", [(1.0, "horizontally (about 1 degrees)"), (178.0, "horizontally (about -2"),
+@pytest.mark.parametrize("angle,words", [(1.0, "horizontally (about 1 degree)"), (178.0, "horizontally (about -2"),
                                          (92.0, "vertically (about 92"), (45.0, "along about 45 degrees")])
 def test_motion_direction_words(angle, words):
     findings, _ = feedback(focus=0.15, blur_kind="motion", motion_blur_angle_deg=angle)
     assert words in next(f for f in findings if f.kind == "motion_blur").message
+
+
+def test_featureless_frame_gets_a_finding_and_zero_sharpness():
+    findings, _ = feedback(focus=None, blur_kind=None, edge_width_px=None, sharp_area_pct=None, focus_map=[[None] * 4] * 4)
+    assert "no_detail" in kinds(findings)
+    assert attribute_scores({**CLEAN, "focus": None})["sharpness"] == 0.0
+
+
+def test_verdict_is_capped_by_the_worst_finding():
+    assert rules.verdict(90) == "excellent"
+    assert rules.verdict(90, "minor") == "excellent"
+    assert rules.verdict(90, "moderate") == "good"
+    assert rules.verdict(90, "severe") == "fair"
+    assert rules.verdict(20, "severe") == "bad"  # a cap never lifts
+    _, text = feedback(noise_sigma=14.0)
+    assert "(fair)" in text or "(poor)" in text or "(bad)" in text

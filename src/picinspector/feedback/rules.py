@@ -34,15 +34,22 @@ def _shutter(t: float) -> str:
 def _direction(angle_deg: float) -> str:
     """Words for a streak direction (degrees counter-clockwise from horizontal, [0, 180))."""
     a = angle_deg % 180
+
+    def deg(x: float) -> str:
+        return f"{x:.0f} degree{'' if abs(round(x)) == 1 else 's'}"
+
     if min(a, 180 - a) < 10:
-        return f"horizontally (about {a if a < 90 else a - 180:.0f} degrees)"
+        return f"horizontally (about {deg(a if a < 90 else a - 180)})"
     if abs(a - 90) < 10:
-        return f"vertically (about {a:.0f} degrees)"
-    return f"along about {a:.0f} degrees"
+        return f"vertically (about {deg(a)})"
+    return f"along about {deg(a)}"
 
 
 def blur(ctx: Ctx) -> Finding | None:
     m, s, exif = ctx["m"], ctx["s"], ctx["exif"]
+    if m.get("focus") is None:
+        return Finding("no_detail", "severe", "No edges or detail anywhere in the frame (nothing to be sharp)",
+                       "Check that the lens was uncovered and the subject lit; focus on something with contrast.")
     sev = _grade(100 - s["sharpness"], 45, 60, 75)
     if sev is None:
         return None
@@ -245,8 +252,16 @@ RULES: dict[str, Rule] = {
 _VERDICTS = ((80, "excellent"), (65, "good"), (50, "fair"), (35, "poor"), (0, "bad"))
 
 
-def verdict(quality: float) -> str:
-    return next(word for floor, word in _VERDICTS if quality >= floor)
+#: The best verdict a photo can get while it has a finding of this severity.
+_VERDICT_CAP = {"severe": "fair", "moderate": "good"}
+
+
+def verdict(quality: float, worst: str | None = None) -> str:
+    """The word for a quality score, no better than the worst finding's severity allows."""
+    words = [word for _, word in _VERDICTS]
+    word = next(word for floor, word in _VERDICTS if quality >= floor)
+    cap = _VERDICT_CAP.get(worst or "")
+    return word if cap is None else words[max(words.index(word), words.index(cap))]
 
 
 def findings_for(photo: Photo, measures: dict[str, Any], scores: dict[str, float]) -> list[Finding]:
@@ -261,8 +276,8 @@ def write(photo: Photo, measures: dict[str, Any], scores: dict[str, float],
     """Findings and a short paragraph grounded only in what was measured."""
     findings = findings_for(photo, measures, scores)
     q = scores["quality"]
-    problems = [f for f in findings if f.severity != "info"]
-    text = f"Overall quality {q:.0f}/100 ({verdict(q)})."
+    problems = [f for f in findings if f.severity != "info"]  # worst first
+    text = f"Overall quality {q:.0f}/100 ({verdict(q, problems[0].severity if problems else None)})."
     if problems:
         msgs = [problems[0].message] + [f.message[0].lower() + f.message[1:] for f in problems[1:3]]
         text += " " + (" and ".join(msgs[:2]) if len(msgs) <= 2 else f"{msgs[0]}, {msgs[1]} and {msgs[2]}")

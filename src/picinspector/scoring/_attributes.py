@@ -47,7 +47,10 @@ def noisiness(m: dict[str, Any]) -> float:
 
 
 def sharpness(m: dict[str, Any]) -> float:
-    """The content-robust focus measure (0-1) spread over 0-100."""
+    """The content-robust focus measure (0-1) spread over 0-100; 0 when the frame holds no edge at
+    all to be sharp (``focus`` is None: a featureless frame, e.g. a lens cap or fog)."""
+    if m["focus"] is None:
+        return 0.0
     return clamp(logistic(m["focus"], center=0.45, width=0.12))
 
 
