@@ -34,3 +34,20 @@ bench-distortions: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out bench/_work .pytest_cache
+
+## make bench-peers: PicInspector next to BRISQUE and PIQE (peers go into .venv for benchmarking only;
+## pypiqe with --no-deps so that its opencv-python does not replace the headless cv2; torch never)
+PEERS_STAMP := $(VENV)/.installed-peers
+PEERS_DATA  ?= ../shared/data/biq2021_train
+.PHONY: bench-peers
+
+$(PEERS_STAMP): $(STAMP) bench/peers/requirements.txt
+	$(PY) -m pip install --quiet -r bench/peers/requirements.txt
+	$(PY) -m pip install --quiet --no-deps pypiqe==1.2
+	@if $(PY) -m pip list --format=freeze | grep -iE '^(torch|opencv-python|opencv-contrib-python)=='; then \
+		echo "bench-peers: the packages above must not be installed in $(VENV)" >&2; exit 1; fi
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	$(PY) bench/peers/run.py --dataset $(PEERS_DATA) --n 500 --seed 0 -j 2
+	$(PY) bench/peers/distortions.py -j 2

@@ -1,7 +1,8 @@
 """The ``picinspector`` command line (Typer + Rich).
 
 Commands: ``analyze`` (readable panels, ``--json`` lines, or a resumable batch file with ``-o``),
-``measures`` (every measure with its unit), ``samples`` (write the demo photos), and ``--version``. Exit codes: 0 when at least one image
+``measures`` (every measure with its unit), ``samples`` (write the demo photos), ``eval``
+(agreement with a labelled dataset), ``fit-quality`` (fit the quality model), and ``--version``. Exit codes: 0 when at least one image
 was analysed (or a batch found everything already done), 1 when every image failed, 2 for bad
 arguments or when no input was found, 130 when interrupted.
 """
@@ -279,6 +280,117 @@ def samples(
         Console(stderr=True).print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from exc
     typer.echo(f"wrote {len(written)} photos to {folder}")
+
+
+# --------------------------------------------------------------------------------------------------
+# eval
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[str, typer.Option("--dataset", metavar="DIR",
+                                         help="Dataset folder (or its annotation/CSV file).", show_default=False)],
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", metavar="FILE.csv", help="Write per-image predictions to this CSV.")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, help="Evaluate a seeded random subset of this many images.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit subset.")] = 0,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Score a labelled dataset and report agreement with people (SRCC, PLCC, KRCC, RMSE, ...)."""
+    from .datasets import CITATIONS, DATASETS, DatasetError, load_dataset, subsample
+    from .evaluation import evaluate, render_tables
+    from .pipeline import ENGINES
+
+    if fmt is not None and fmt not in DATASETS:
+        raise _usage(f"unknown dataset format {fmt!r}; choose from {', '.join(DATASETS)}", "--format")
+    if engine not in ENGINES:
+        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(sorted(ENGINES))}", "--engine")
+    if output is not None and not output.lower().endswith(".csv"):
+        raise _usage(f"predictions are written as CSV; {output!r} does not end in .csv", "-o/--output")
+    err = Console(stderr=True)
+    try:
+        fmt, samples = load_dataset(dataset, fmt)
+    except (DatasetError, ImportError) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    samples = subsample(samples, limit, seed)
+    try:
+        result = evaluate(samples, {"engine": engine}, jobs=jobs, progress=not no_progress and not json_out,
+                          predictions_out=output)
+    except KeyboardInterrupt:
+        err.print(Text("Interrupted.", style="yellow"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    info = {"root": dataset, "format": fmt, "limit": limit, "seed": seed if limit is not None else None,
+            "engine": engine, "citation": CITATIONS.get(fmt)}
+    if json_out:
+        sys.stdout.write(json.dumps({"dataset": info, **result.to_dict()}, ensure_ascii=False) + "\n")
+    else:
+        out = Console(highlight=False)
+        subset = f", random {limit} (seed {seed})" if limit is not None else ""
+        for item in render_tables(result, f"{dataset} ({fmt}{subset}), engine {engine}"):
+            out.print(item)
+        if info["citation"]:
+            out.print(Text(f"Data: {info['citation']}", style="dim"), soft_wrap=True)
+        if output is not None:
+            out.print(Text(f"Predictions -> {output}", style="dim"), soft_wrap=True)
+    if result.counts["scored"] == 0:
+        raise typer.Exit(EXIT_ALL_FAILED)
+
+
+@app.command("fit-quality")
+def fit_quality_cmd(
+    dataset: Annotated[str, typer.Option("--dataset", help="Folder of a labelled dataset.")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Dataset format (default: detected).")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", metavar="FILE.npz",
+                                        help="Where to write the model.")] = "quality_model.npz",
+    cache: Annotated[Optional[str], typer.Option(
+        "--cache", metavar="FILE.jsonl",
+        help="Keep the measured reports here; a rerun (or a refit) reads them back instead of measuring again.")] = None,
+    candidates: Annotated[Optional[str], typer.Option(
+        "--candidates", help="Comma-separated learners to compare (default: all).")] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and the learners.")] = 0,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes for measuring.")] = 1,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Fit the classic engine's quality model to a labelled dataset (cross-validated, deterministic)."""
+    import numpy as np
+
+    from .datasets import DATASETS, detect_format
+    from .training.fit_quality import CANDIDATES, fit_quality, measure_dataset
+
+    err = Console(stderr=True)
+    fmt = fmt or detect_format(dataset)
+    if fmt not in DATASETS:
+        raise _usage(f"unknown format {fmt!r}; choose from {', '.join(sorted(DATASETS))}", "--format")
+    cands = [c.strip() for c in candidates.split(",")] if candidates else list(CANDIDATES)
+    bad = [c for c in cands if c not in CANDIDATES]
+    if bad:
+        raise _usage(f"unknown candidates {bad}; choose from {', '.join(CANDIDATES)}", "--candidates")
+    samples = [s for s in DATASETS[fmt](dataset) if s.mos is not None]
+    measures, errors = measure_dataset([s.path for s in samples], cache, jobs=jobs, progress=not no_progress)
+    kept = [s for s in samples if os.path.abspath(s.path) in measures]
+    err.print(f"{len(kept)} photos measured, {len(errors)} could not be read")
+    result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
+                         trained_on={"dataset": os.path.basename(os.path.normpath(dataset)), "format": fmt,
+                                     "n": len(kept)},
+                         candidates=cands, folds=folds, seed=seed, progress=lambda line: err.print(line))
+    table = Table(title=f"{folds}-fold cross-validation, seed {seed}, n = {result.n}")
+    for col in ("candidate", "SRCC", "PLCC", "PLCC raw", "KRCC", "SRCC per fold"):
+        table.add_column(col)
+    for name, cv in result.cv.items():
+        mark = " (chosen)" if name == result.chosen else ""
+        table.add_row(name + mark, f"{cv['srcc']:.3f}", f"{cv['plcc']:.3f}", f"{cv['plcc_raw']:.3f}",
+                      f"{cv['krcc']:.3f}", " ".join(f"{v:.3f}" for v in cv["srcc_folds"]))
+    Console().print(table)
+    result.model.save(output)
+    err.print(f"model ({result.chosen}, {len(result.model.features)} features) -> {output}")
 
 
 def main() -> None:

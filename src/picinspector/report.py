@@ -8,7 +8,7 @@ Schema (``Report.to_dict()``; documented in README.md, "Result schema")::
      "scene": {"label", "probabilities": {9 SPAQ categories}, "method", "confidence"},
      "findings": [{"kind", "severity", "message", "suggestion"}],
      "feedback": str,
-     "measures": {name: value},            # units: picinspector.measures.measure_units()
+     "measures": {name: value},            # units: measure_units(); floats to 6 significant digits
      "engine": str, "version": str}
 
 An image that could not be analysed becomes an error row: ``{"path", "error": {"kind", "message"}}``.
@@ -90,7 +90,7 @@ class Report:
             "scene": _plain(self.scene.to_dict()),
             "findings": [f.to_dict() for f in self.findings],
             "feedback": self.feedback,
-            "measures": _plain(self.measures, digits=4),
+            "measures": _plain(self.measures, digits=6),
             "engine": self.engine,
             "version": self.version,
         }
@@ -107,7 +107,8 @@ def error_row(path: str | None, error: PicInspectorError | BaseException) -> dic
 
 
 def _plain(value: Any, digits: int | None = None) -> Any:
-    """Convert numpy scalars/arrays and NaN into JSON-safe Python values, floats rounded to ``digits``."""
+    """Convert numpy scalars/arrays and NaN into JSON-safe Python values, floats to ``digits``
+    significant digits."""
     if isinstance(value, dict):
         return {str(k): _plain(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -117,5 +118,5 @@ def _plain(value: Any, digits: int | None = None) -> Any:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return None
-        return value if digits is None else round(value, digits)
+        return value if digits is None else float(f"{value:.{digits}g}")
     return value
