@@ -44,7 +44,8 @@ def test_each_exporter_reproduces_sklearn(learner):
     pre, fitted = fq._fit_candidate(cand, x, y, names, seed=0)
     model = fq.export(cand, pre, fitted, names, x, meta={})  # raises if predictions differ
     x_new = rng.normal(size=(30, 5))
-    np.testing.assert_allclose(model.predict_raw(x_new), fq._predict_candidate(cand, pre, fitted, x_new), atol=1e-9)
+    np.testing.assert_allclose(model.predict_raw(x_new), fq._predict_candidate(cand, pre, fitted, x_new),
+                               atol=fq.EXPORT_TOLERANCE)
 
 
 def test_fit_is_deterministic_and_round_trips_without_pickle(labelled, tmp_path):

@@ -155,6 +155,9 @@ def analyze(
         help="Write a .jsonl or .csv file, with a progress bar; rerunning resumes where it stopped.")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
     engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    quality_model: Annotated[Optional[str], typer.Option(
+        "--quality-model", metavar="FILE.npz",
+        help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")] = None,
     feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer.")] = "rules",
     native_detail: Annotated[bool, typer.Option(
         "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")] = False,
@@ -186,7 +189,8 @@ def analyze(
     if not inputs:
         raise _usage(f"no images found in {' '.join(path)}", "PATH")
 
-    options = {"engine": engine, "feedback": feedback, "native_detail": native_detail}
+    options = {"engine": engine, "feedback": feedback, "native_detail": native_detail,
+               **({"quality_model": quality_model} if quality_model else {})}
     err = Console(stderr=True)
     if output is not None:
         try:
@@ -293,6 +297,9 @@ def eval_(
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    quality_model: Annotated[Optional[str], typer.Option(
+        "--quality-model", metavar="FILE.npz",
+        help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     output: Annotated[Optional[str], typer.Option(
@@ -321,7 +328,8 @@ def eval_(
         raise typer.Exit(EXIT_USAGE) from None
     samples = subsample(samples, limit, seed)
     try:
-        result = evaluate(samples, {"engine": engine}, jobs=jobs, progress=not no_progress and not json_out,
+        result = evaluate(samples, {"engine": engine, **({"quality_model": quality_model} if quality_model else {})},
+                          jobs=jobs, progress=not no_progress and not json_out,
                           predictions_out=output)
     except KeyboardInterrupt:
         err.print(Text("Interrupted.", style="yellow"))
@@ -362,19 +370,26 @@ def fit_quality_cmd(
     """Fit the classic engine's quality model to a labelled dataset (cross-validated, deterministic)."""
     import numpy as np
 
-    from .datasets import DATASETS, detect_format
+    from .datasets import load_dataset
     from .training.fit_quality import CANDIDATES, fit_quality, measure_dataset
 
     err = Console(stderr=True)
-    fmt = fmt or detect_format(dataset)
-    if fmt not in DATASETS:
-        raise _usage(f"unknown format {fmt!r}; choose from {', '.join(sorted(DATASETS))}", "--format")
     cands = [c.strip() for c in candidates.split(",")] if candidates else list(CANDIDATES)
     bad = [c for c in cands if c not in CANDIDATES]
     if bad:
         raise _usage(f"unknown candidates {bad}; choose from {', '.join(CANDIDATES)}", "--candidates")
-    samples = [s for s in DATASETS[fmt](dataset) if s.mos is not None]
-    measures, errors = measure_dataset([s.path for s in samples], cache, jobs=jobs, progress=not no_progress)
+    try:
+        fmt, samples = load_dataset(dataset, fmt)
+    except ValueError as exc:  # unknown format, missing annotation file (DatasetError is a ValueError)
+        raise _usage(str(exc), "--dataset/--format") from None
+    samples = [s for s in samples if s.mos is not None]
+    try:
+        measures, errors = measure_dataset([s.path for s in samples], cache, jobs=jobs, progress=not no_progress)
+    except KeyboardInterrupt as exc:
+        err.print(Text(f"Interrupted: {exc}", style="yellow"), soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except ValueError as exc:  # a cache written by another version
+        raise _usage(str(exc), "--cache") from None
     kept = [s for s in samples if os.path.abspath(s.path) in measures]
     err.print(f"{len(kept)} photos measured, {len(errors)} could not be read")
     result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
