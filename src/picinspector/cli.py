@@ -370,7 +370,7 @@ def fit_quality_cmd(
     """Fit the classic engine's quality model to a labelled dataset (cross-validated, deterministic)."""
     import numpy as np
 
-    from .datasets import load_dataset
+    from .datasets import CITATIONS, load_dataset
     from .training.fit_quality import CANDIDATES, fit_quality, measure_dataset
 
     err = Console(stderr=True)
@@ -394,7 +394,7 @@ def fit_quality_cmd(
     err.print(f"{len(kept)} photos measured, {len(errors)} could not be read")
     result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
                          trained_on={"dataset": os.path.basename(os.path.normpath(dataset)), "format": fmt,
-                                     "n": len(kept)},
+                                     "n": len(kept), "citation": CITATIONS.get(fmt)},
                          candidates=cands, folds=folds, seed=seed, progress=lambda line: err.print(line))
     table = Table(title=f"{folds}-fold cross-validation, seed {seed}, n = {result.n}")
     for col in ("candidate", "SRCC", "PLCC", "PLCC raw", "KRCC", "SRCC per fold"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,13 @@ from ..scene import estimate_from_cues
 from ._attributes import attribute_scores
 from ._features import features
 from ._model import DEFAULT_MODEL, QualityModel
-from ._quality import quality_score
+from ._quality import guard_factor, quality_score
+
+
+@lru_cache(maxsize=4)
+def _load_model(path: str, mtime_ns: int) -> QualityModel:
+    """Each model file is read once per process (again if it changes on disk); models are read-only."""
+    return QualityModel.load(path)
 
 
 class ClassicEngine:
@@ -22,22 +29,24 @@ class ClassicEngine:
     ----------
     quality_model : str or Path, optional
         A quality-model file made by ``picinspector fit-quality``; by default the one shipped in
-        the package (fitted on BIQ2021, see README). ``"handmade"`` uses the hand-calibrated
-        combination of `._quality` instead of a fitted model.
+        the package (`~._model.DEFAULT_MODEL`, fitted on the BIQ2021 training photos: Ahmed et
+        al. 2022, doi:10.1117/1.JEI.31.5.053010; see README). ``"handmade"`` uses the
+        hand-calibrated combination of `._quality` instead of a fitted model.
     """
 
     name = "classic"
 
-    def __init__(self, quality_model: str | Path | None = "handmade") -> None:  # STAGING: fitted model next
+    def __init__(self, quality_model: str | Path | None = None) -> None:
         if quality_model == "handmade":
             self.model = None
         else:
-            self.model = QualityModel.load(DEFAULT_MODEL if quality_model is None else quality_model)
+            path = Path(DEFAULT_MODEL if quality_model is None else quality_model).resolve()
+            self.model = _load_model(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
 
     def quality(self, measures: dict[str, Any], attributes: dict[str, float]) -> float:
         if self.model is None:
             return quality_score(measures, attributes)
-        return self.model.score(features(measures))
+        return self.model.score(features(measures)) * guard_factor(measures, attributes)
 
     def predict(self, photo: Photo, measures: dict[str, Any]) -> tuple[dict[str, float], SceneResult]:
         attrs = attribute_scores(measures)

@@ -37,7 +37,7 @@ def _linear(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 
 def _rbf_svr(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Support-vector regression with an RBF kernel: sum_i c_i exp(-gamma |s_i - x|^2) + b."""
-    sv = a["support_vectors"].astype(np.float64)  # stored as float32
+    sv = a["support_vectors"].astype(np.float64)  # stored in half precision
     d2 = (x * x).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2.0 * x @ sv.T
     return np.exp(-a["gamma"][0] * np.maximum(d2, 0.0)) @ a["dual_coef"] + a["intercept"][0]
 
