@@ -61,6 +61,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 from ..io._photo import Photo
+from ._checks import check_gray
 from ._registry import measure_group
 
 # --------------------------------------------------------------------------- constants
@@ -115,15 +116,7 @@ def _kernels(sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _check_gray(gray) -> np.ndarray:
-    gray = np.asarray(gray)
-    if gray.ndim != 2:
-        raise ValueError(f"gray must be a 2-D (H, W) array, got shape {gray.shape}")
-    if min(gray.shape) < MIN_SIDE:
-        raise ValueError(f"gray is too small for GM-LOG features: {gray.shape}, need >= {MIN_SIDE} px a side")
-    gray = np.ascontiguousarray(gray, dtype=np.float32)
-    if not math.isfinite(float(cv2.sumElems(gray)[0])):
-        raise ValueError("gray contains non-finite values")
-    return gray
+    return check_gray(gray, MIN_SIDE, "GM-LOG features")
 
 
 def reduction_factor(long_side_px: int, long_side: int = ANALYSIS_LONG_SIDE) -> int:

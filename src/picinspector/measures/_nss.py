@@ -35,6 +35,7 @@ from scipy.special import gammaln
 
 from ..errors import AnalysisError
 from ..io._photo import Photo
+from ._checks import check_gray
 from ._registry import measure_group
 
 # --------------------------------------------------------------------------- constants
@@ -227,15 +228,7 @@ def fit_aggd(x, zero_tol: float = 0.0) -> tuple[float, float, float, float]:
 
 
 def _check_gray(gray) -> np.ndarray:
-    gray = np.asarray(gray)
-    if gray.ndim != 2:
-        raise ValueError(f"gray must be a 2-D (H, W) array, got shape {gray.shape}")
-    if min(gray.shape) < MIN_SIDE:
-        raise ValueError(f"gray is too small for NSS features: {gray.shape}, need >= {MIN_SIDE} px a side")
-    gray = np.ascontiguousarray(gray, dtype=np.float32)
-    if not math.isfinite(float(cv2.sumElems(gray)[0])):
-        raise ValueError("gray contains non-finite values")
-    return gray
+    return check_gray(gray, MIN_SIDE, "NSS features")
 
 
 _BLUR = dict(ksize=(WINDOW, WINDOW), sigmaX=WINDOW_SIGMA, sigmaY=WINDOW_SIGMA,
