@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 from ..io._photo import Photo
+from ._checks import check_gray
 from ._registry import measure_group
 
 #: Gaussian pre-filter (px) applied before the fine-scale gradient, against noise.
@@ -79,15 +80,7 @@ MAX_NATIVE_PIXELS = 1 << 20
 
 
 def _check_gray(gray, name: str = "gray") -> np.ndarray:
-    gray = np.asarray(gray)
-    if gray.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (H, W) array, got shape {gray.shape}")
-    if min(gray.shape) < 32:
-        raise ValueError(f"{name} is too small to judge focus: {gray.shape}, need >= 32 px a side")
-    gray = np.ascontiguousarray(gray, dtype=np.float32)
-    if not math.isfinite(float(gray.sum(dtype=np.float64))):
-        raise ValueError(f"{name} contains non-finite values")
-    return gray
+    return check_gray(gray, 32, "judging focus", name)
 
 
 def focus_from_edge_sigma(sigma_px):

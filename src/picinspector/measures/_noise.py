@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 from ..io._photo import LUMA_WEIGHTS, Photo
+from ._checks import check_gray
 from ._registry import measure_group
 
 #: Immerkaer's mask: [1 -2 1] (x) [1 -2 1]. Its squared norm is 36, so its response to white noise
@@ -53,15 +54,7 @@ MAX_NATIVE_PIXELS = 1 << 20
 
 
 def _check_channel(arr, name: str = "channel", min_side: int = 8) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (H, W) array, got shape {arr.shape}")
-    if min(arr.shape) < min_side:
-        raise ValueError(f"{name} is too small to estimate noise: {arr.shape}, need >= {min_side} px a side")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not math.isfinite(float(arr.sum(dtype=np.float64))):
-        raise ValueError(f"{name} contains non-finite values")
-    return arr
+    return check_gray(arr, min_side, "noise estimation", name)
 
 
 def _check_fraction(keep_fraction: float) -> None:

@@ -12,7 +12,6 @@ export it, checking that the exported model reproduces scikit-learn's prediction
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
