@@ -281,7 +281,7 @@ def samples(
     try:
         written = write_samples(folder, degraded=degraded)
     except ImportError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
+        Console(stderr=True).print(Text(str(exc), style="red"))  # Text: "[samples]" is not markup
         raise typer.Exit(EXIT_USAGE) from exc
     typer.echo(f"wrote {len(written)} photos to {folder}")
 
@@ -391,11 +391,11 @@ def fit_quality_cmd(
     except ValueError as exc:  # a cache written by another version
         raise _usage(str(exc), "--cache") from None
     kept = [s for s in samples if os.path.abspath(s.path) in measures]
-    err.print(f"{len(kept)} photos measured, {len(errors)} could not be read")
+    err.print(f"{len(kept)} photos measured, {len(errors)} could not be read", markup=False)
     result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
                          trained_on={"dataset": os.path.basename(os.path.normpath(dataset)), "format": fmt,
                                      "n": len(kept), "citation": CITATIONS.get(fmt)},
-                         candidates=cands, folds=folds, seed=seed, progress=lambda line: err.print(line))
+                         candidates=cands, folds=folds, seed=seed, progress=lambda line: err.print(line, markup=False))
     table = Table(title=f"{folds}-fold cross-validation, seed {seed}, n = {result.n}")
     for col in ("candidate", "SRCC", "PLCC", "PLCC raw", "KRCC", "SRCC per fold"):
         table.add_column(col)
@@ -405,7 +405,7 @@ def fit_quality_cmd(
                       f"{cv['krcc']:.3f}", " ".join(f"{v:.3f}" for v in cv["srcc_folds"]))
     Console().print(table)
     result.model.save(output)
-    err.print(f"model ({result.chosen}, {len(result.model.features)} features) -> {output}")
+    err.print(f"model ({result.chosen}, {len(result.model.features)} features) -> {output}", markup=False)
 
 
 def main() -> None:
