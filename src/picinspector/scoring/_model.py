@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +38,7 @@ def _linear(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 
 def _rbf_svr(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Support-vector regression with an RBF kernel: sum_i c_i exp(-gamma |s_i - x|^2) + b."""
-    sv = a["support_vectors"].astype(np.float64)  # stored in half precision
+    sv = a["support_vectors"]
     d2 = (x * x).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2.0 * x @ sv.T
     return np.exp(-a["gamma"][0] * np.maximum(d2, 0.0)) @ a["dual_coef"] + a["intercept"][0]
 
@@ -118,11 +119,21 @@ class QualityModel:
         """Predictions on the 0-1 target scale for a raw feature matrix (n, d) in `features` order."""
         z = self.prepare(np.atleast_2d(np.asarray(x, dtype=np.float64)))
         total = np.zeros(len(z))
+        for predict, weight, arrays in self._members:
+            total += weight * predict(arrays, z)
+        return total
+
+    @cached_property
+    def _members(self) -> list[tuple[Callable, float, dict[str, np.ndarray]]]:
+        """Each member's function, weight and arrays (prefix removed, half precision widened to
+        float64), prepared once: `predict_raw` runs for every photo."""
+        out = []
         for member in self.meta["members"]:
             prefix = member["prefix"]
-            arrays = {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
-            total += member["weight"] * MEMBER_KINDS[member["kind"]](arrays, z)
-        return total
+            arrays = {k[len(prefix):]: v.astype(np.float64) if v.dtype == np.float16 else v
+                      for k, v in self.arrays.items() if k.startswith(prefix)}
+            out.append((MEMBER_KINDS[member["kind"]], float(member["weight"]), arrays))
+        return out
 
     def score(self, features: dict[str, float]) -> float:
         """Quality 0-100 of one photo from its `~._features.features` dict."""
