@@ -375,3 +375,24 @@ def test_a_folder_that_cannot_be_listed_becomes_an_input(tmp_path, monkeypatch):
 
     monkeypatch.setattr(batch.os, "walk", walk)
     assert iter_inputs([str(tmp_path)]) == [locked, str(tmp_path / "ok.jpg")]
+
+
+def test_an_inspector_keeps_its_engine_options_in_worker_processes(tmp_path):
+    """Workers built from an Inspector get all of its options (here: the hand-made quality)."""
+    from skimage import data
+    from PIL import Image
+
+    from picinspector import Inspector
+    from picinspector.batch import iter_rows
+
+    paths = []
+    for name in ("coffee", "chelsea"):
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(getattr(data, name)()).save(path)
+        paths.append(str(path))
+    handmade = Inspector(quality_model="handmade")
+    one = {r["path"]: r["scores"] for r in iter_rows(paths, jobs=1, inspector_options=handmade)}
+    two = {r["path"]: r["scores"] for r in iter_rows(paths, jobs=2, inspector_options=handmade)}
+    fitted = {r["path"]: r["scores"] for r in iter_rows(paths, jobs=1)}
+    assert one == two
+    assert any(one[p]["quality"] != fitted[p]["quality"] for p in paths)  # the option really changed something

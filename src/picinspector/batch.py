@@ -368,7 +368,7 @@ def _ping() -> bool:
     return True
 
 
-def iter_rows(paths: Sequence[str], *, jobs: int = 1, inspector_options: dict[str, Any] | None = None
+def iter_rows(paths: Sequence[str], *, jobs: int = 1, inspector_options: Any = None
               ) -> Iterator[dict[str, Any]]:
     """Analyse ``paths`` and iterate over one row per path (a report dict or an error row).
 
@@ -379,8 +379,9 @@ def iter_rows(paths: Sequence[str], *, jobs: int = 1, inspector_options: dict[st
         1 analyses in this process, in order. More uses that many worker processes (spawned, each
         with its own `Inspector`), keeps at most ``2 * jobs`` images in flight, and yields rows in
         the order they finish.
-    inspector_options : dict, optional
-        Keyword arguments for `picinspector.Inspector`.
+    inspector_options : dict or Inspector, optional
+        Keyword arguments for `picinspector.Inspector`, or an inspector already built (used as it
+        is with ``jobs=1``; worker processes build its twin from ``inspector.options``).
 
     Returns
     -------
@@ -402,8 +403,11 @@ def iter_rows(paths: Sequence[str], *, jobs: int = 1, inspector_options: dict[st
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    options = dict(inspector_options or {})
-    inspector = Inspector(**options)  # validates the options now, with a clear error
+    if isinstance(inspector_options, Inspector):  # an inspector already built: workers build its twin
+        inspector, options = inspector_options, dict(inspector_options.options)
+    else:
+        options = dict(inspector_options or {})
+        inspector = Inspector(**options)  # validates the options now, with a clear error
     if jobs == 1 or len(paths) <= 1:
         return (_analyse_one(path, inspector) for path in paths)
     return _pool_rows(list(paths), jobs, options)
@@ -513,7 +517,8 @@ class BatchSummary:
     interrupted: bool = False
 
 
-def _progress(enabled: bool, total: int):
+def progress_bar(enabled: bool, total: int):
+    """A Rich progress bar on stderr (count, images/s, time left); a silent one when not ``enabled``."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                                TimeRemainingColumn)
@@ -594,7 +599,7 @@ def run_batch(paths: Sequence[str], output: str | os.PathLike[str], *, jobs: int
     if parent:
         os.makedirs(parent, exist_ok=True)
     fresh = not os.path.exists(output) or os.path.getsize(output) == 0
-    with open(output, "a", newline="", **_ENCODING) as fh, _progress(progress, len(todo)) as bar:
+    with open(output, "a", newline="", **_ENCODING) as fh, progress_bar(progress, len(todo)) as bar:
         if fresh and writer.header is not None:
             fh.write(writer.header + "\n")
             fh.flush()

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .datasets import Sample
-from .report import SCORE_NAMES
+from .report import SCORE_NAMES, json_safe
 from .scene import SCENES
 from .training.metrics import (krcc, mean_average_precision, per_class_average_precision, plcc, quality_metrics,
                                srcc, top1_any_hit)
@@ -78,23 +78,11 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (NaN becomes None; predictions left out)."""
-        return _json_safe({
+        return json_safe({
             "counts": self.counts, "quality": self.quality, "attributes": self.attributes, "scenes": self.scenes,
             "failures": self.failures, "skipped": self.skipped, "seconds": round(self.seconds, 2),
             "images_per_second": round(self.counts["scored"] / self.seconds, 2) if self.seconds > 0 else None,
         })
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,27 +90,19 @@ def _json_safe(value: Any) -> Any:
 
 
 def _rows(paths: Sequence[str], inspector: Any, jobs: int) -> Iterator[dict[str, Any]]:
-    """Rows from `picinspector.batch.iter_rows`, or from a given `Inspector` in this process."""
-    from . import batch
-    from .pipeline import Inspector
+    """Rows from `picinspector.batch.iter_rows` (an `Inspector`, its options, or None)."""
+    from .batch import iter_rows
 
-    if isinstance(inspector, Inspector):
-        if jobs == 1:
-            return (batch._analyse_one(p, inspector) for p in paths)
-        options = {"engine": inspector.engine_name, "feedback": inspector.feedback_name,
-                   "native_detail": inspector.native_detail, "max_pixels": inspector.max_pixels}
-    else:
-        options = dict(inspector or {})
-    return batch.iter_rows(paths, jobs=jobs, inspector_options=options)
+    return iter_rows(paths, jobs=jobs, inspector_options=inspector)
 
 
 def _analyse(paths: list[str], inspector: Any, jobs: int, progress: bool) -> dict[str, dict[str, Any]]:
-    from .batch import _progress
+    from .batch import progress_bar
 
     out: dict[str, dict[str, Any]] = {}
     rows = _rows(paths, inspector, jobs)
     failed = 0
-    with closing(rows), _progress(progress, len(paths)) as bar:
+    with closing(rows), progress_bar(progress, len(paths)) as bar:
         task = bar.add_task("evaluating", total=len(paths))
         for row in rows:
             out[row["path"]] = row

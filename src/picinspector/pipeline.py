@@ -73,6 +73,10 @@ class Inspector:
             raise ValueError(f"unknown feedback writer {feedback!r}; choose from {sorted(FEEDBACK_WRITERS)}")
         self.engine_name = engine
         self.engine = ENGINES[engine](**engine_options)
+        #: What this inspector was built with (without ``threads``): enough to build its twin in a
+        #: worker process.
+        self.options: dict[str, Any] = {"engine": engine, "feedback": feedback, "native_detail": native_detail,
+                                         "max_pixels": max_pixels, **engine_options}
         self.feedback_name = feedback
         self.write_feedback: FeedbackWriter = FEEDBACK_WRITERS[feedback]
         self.native_detail = native_detail

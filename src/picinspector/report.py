@@ -85,12 +85,12 @@ class Report:
             "width": self.width,
             "height": self.height,
             "format": self.format,
-            "exif": _plain(self.exif),
-            "scores": {k: _plain(self.scores[k]) for k in SCORE_NAMES},
-            "scene": _plain(self.scene.to_dict()),
+            "exif": json_safe(self.exif),
+            "scores": {k: json_safe(self.scores[k]) for k in SCORE_NAMES},
+            "scene": json_safe(self.scene.to_dict()),
             "findings": [f.to_dict() for f in self.findings],
             "feedback": self.feedback,
-            "measures": _plain(self.measures, digits=6),
+            "measures": json_safe(self.measures, digits=6),
             "engine": self.engine,
             "version": self.version,
         }
@@ -106,15 +106,15 @@ def error_row(path: str | None, error: PicInspectorError | BaseException) -> dic
     return {"path": path, "error": {"kind": "internal_error", "message": f"{type(error).__name__}: {error}"}}
 
 
-def _plain(value: Any, digits: int | None = None) -> Any:
+def json_safe(value: Any, digits: int | None = None) -> Any:
     """Convert numpy scalars/arrays and NaN into JSON-safe Python values, floats to ``digits``
     significant digits."""
     if isinstance(value, dict):
-        return {str(k): _plain(v, digits) for k, v in value.items()}
+        return {str(k): json_safe(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v, digits) for v in value]
+        return [json_safe(v, digits) for v in value]
     if hasattr(value, "tolist"):  # numpy scalar or array
-        return _plain(value.tolist(), digits)
+        return json_safe(value.tolist(), digits)
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return None
