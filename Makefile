@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed-dev
 
 .PHONY: demo test bench bench-speed bench-distortions clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints/cpu.txt -e ".[dev,deep,vlm]"
 	touch $(STAMP)
 
 ## make demo: analyse the sample photos (real photos shipped by scikit-image, scikit-learn, matplotlib)

@@ -138,3 +138,17 @@ def test_featureless_frame_is_scored_not_an_error(inspector):
     report = inspector.analyze(flat)
     check_schema(report.to_dict())
     assert report.scores["sharpness"] == 0.0 and "no_detail" in kinds(report)
+
+
+def test_the_core_imports_no_deep_or_training_dependency():
+    """`import picinspector`, its CLI and a classic analysis never load torch, transformers or peft."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; import picinspector, picinspector.cli, picinspector.models; "
+            "picinspector.analyze(np.full((64, 64, 3), 128, np.uint8)); "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'sklearn', 'safetensors') if m in sys.modules))")
+    src = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": src})
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -143,6 +143,45 @@ def _usage(message: str, param: str | None = None) -> typer.BadParameter:
     return typer.BadParameter(message, param_hint=param)
 
 
+#: Which command-line engine options each engine takes: option -> (flag, engine keyword).
+_ENGINE_FLAGS: dict[str, dict[str, str]] = {
+    "classic": {"quality_model": "--quality-model"},
+    "dinov2": {"model": "--model", "device": "--device", "crops": "--crops"},
+}
+
+
+def _engine_options(engine: str, **given: Any) -> dict[str, Any]:
+    """The engine keyword arguments among ``given`` (None = not given); a usage error for a flag the
+    engine does not take, or a missing ``--model`` for a trained engine."""
+    from .pipeline import ENGINES
+
+    if engine not in ENGINES:
+        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(sorted(ENGINES))}", "--engine")
+    takes = _ENGINE_FLAGS.get(engine, {})
+    for name, value in given.items():
+        if value is not None and name not in takes:
+            owner = next((e for e, flags in _ENGINE_FLAGS.items() if name in flags), "another")
+            flag = next((f[name] for f in _ENGINE_FLAGS.values() if name in f), name)
+            raise _usage(f"{flag} applies to the {owner} engine, not {engine}", flag)
+    if "model" in takes and given.get("model") is None:
+        raise _usage(f"the {engine} engine needs --model RUN_DIR (a folder made by `picinspector train --engine "
+                     f"{engine}`)", "--model")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _inspector_or_exit(options: dict[str, Any], err: Console) -> Any:
+    """An `Inspector` built once here, so that a model loads once and a missing model, missing weights
+    or missing deep extras end with one clear line (exit 2) instead of a traceback."""
+    from .models import WeightsNotFound
+    from .pipeline import Inspector
+
+    try:
+        return Inspector(**options)
+    except (ValueError, WeightsNotFound, ImportError) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 @app.command()
 def analyze(
     path: Annotated[list[str], typer.Argument(
@@ -158,6 +197,12 @@ def analyze(
     quality_model: Annotated[Optional[str], typer.Option(
         "--quality-model", metavar="FILE.npz",
         help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", metavar="RUN_DIR", help="dinov2 engine: a trained model (a `train --engine dinov2` run folder).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="dinov2 engine: auto (default), cpu, cuda, cuda:1, mps.")] = None,
+    crops: Annotated[Optional[int], typer.Option(
+        "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")] = None,
     feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer.")] = "rules",
     native_detail: Annotated[bool, typer.Option(
         "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")] = False,
@@ -168,10 +213,8 @@ def analyze(
     """Analyse photos: scores, scene, findings and feedback."""
     from .batch import iter_inputs, run_batch, writer_for
     from .feedback import FEEDBACK_WRITERS
-    from .pipeline import ENGINES
 
-    if engine not in ENGINES:
-        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(sorted(ENGINES))}", "--engine")
+    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops)
     if feedback not in FEEDBACK_WRITERS:
         raise _usage(f"unknown feedback writer {feedback!r}; choose from {', '.join(sorted(FEEDBACK_WRITERS))}",
                      "--feedback")
@@ -189,9 +232,9 @@ def analyze(
     if not inputs:
         raise _usage(f"no images found in {' '.join(path)}", "PATH")
 
-    options = {"engine": engine, "feedback": feedback, "native_detail": native_detail,
-               **({"quality_model": quality_model} if quality_model else {})}
     err = Console(stderr=True)
+    options = _inspector_or_exit({"engine": engine, "feedback": feedback, "native_detail": native_detail,
+                                  **engine_options}, err)
     if output is not None:
         try:
             summary = run_batch(inputs, output, jobs=jobs, inspector_options=options,
@@ -214,7 +257,7 @@ def analyze(
     raise typer.Exit(_stream(inputs, jobs, options, json_lines, err))
 
 
-def _stream(inputs: list[str], jobs: int, options: dict[str, Any], json_lines: bool, err: Console) -> int:
+def _stream(inputs: list[str], jobs: int, options: Any, json_lines: bool, err: Console) -> int:
     """Analyse and print each image as it finishes (JSON lines or panels); returns the exit code."""
     from .batch import iter_rows
 
@@ -300,6 +343,12 @@ def eval_(
     quality_model: Annotated[Optional[str], typer.Option(
         "--quality-model", metavar="FILE.npz",
         help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", metavar="RUN_DIR", help="dinov2 engine: a trained model (a `train --engine dinov2` run folder).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="dinov2 engine: auto (default), cpu, cuda, cuda:1, mps.")] = None,
+    crops: Annotated[Optional[int], typer.Option(
+        "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     output: Annotated[Optional[str], typer.Option(
@@ -312,12 +361,10 @@ def eval_(
     """Score a labelled dataset and report agreement with people (SRCC, PLCC, KRCC, RMSE, ...)."""
     from .datasets import CITATIONS, DATASETS, DatasetError, load_dataset, subsample
     from .evaluation import evaluate, render_tables
-    from .pipeline import ENGINES
 
     if fmt is not None and fmt not in DATASETS:
         raise _usage(f"unknown dataset format {fmt!r}; choose from {', '.join(DATASETS)}", "--format")
-    if engine not in ENGINES:
-        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(sorted(ENGINES))}", "--engine")
+    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops)
     if output is not None and not output.lower().endswith(".csv"):
         raise _usage(f"predictions are written as CSV; {output!r} does not end in .csv", "-o/--output")
     err = Console(stderr=True)
@@ -328,8 +375,8 @@ def eval_(
         raise typer.Exit(EXIT_USAGE) from None
     samples = subsample(samples, limit, seed)
     try:
-        result = evaluate(samples, {"engine": engine, **({"quality_model": quality_model} if quality_model else {})},
-                          jobs=jobs, progress=not no_progress and not json_out,
+        result = evaluate(samples, _inspector_or_exit({"engine": engine, **engine_options}, err), jobs=jobs,
+                          progress=not no_progress and not json_out,
                           predictions_out=output)
     except KeyboardInterrupt:
         err.print(Text("Interrupted.", style="yellow"))
@@ -349,6 +396,171 @@ def eval_(
             out.print(Text(f"Predictions -> {output}", style="dim"), soft_wrap=True)
     if result.counts["scored"] == 0:
         raise typer.Exit(EXIT_ALL_FAILED)
+
+
+# --------------------------------------------------------------------------------------------------
+# train
+
+
+def _train_dinov2(a: dict[str, Any], err: Console) -> int:
+    """``train --engine dinov2``: the multi-task model on a labelled dataset."""
+    from .datasets import CITATIONS, DatasetError, load_dataset, subsample
+    from .models import WeightsNotFound
+    from .training.dinov2 import TrainOptions, read_split_file, train_dinov2
+
+    if a["dataset"] is None:
+        raise _usage("train --engine dinov2 needs --dataset DIR", "--dataset")
+    try:
+        fmt, samples = load_dataset(a["dataset"], a["fmt"])
+    except (DatasetError, ImportError, ValueError) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        return EXIT_USAGE
+    samples = subsample(samples, a["limit"], a["seed"])
+    try:
+        opts = TrainOptions(backbone=a["backbone"], mode=a["mode"], unfreeze_last=a["unfreeze_last"],
+                            epochs=a["epochs"], batch_size=a["batch_size"], lr=a["lr"], backbone_lr=a["backbone_lr"],
+                            short_side=a["input_size"], crops=a["crops"], exif=a["exif"],
+                            plcc_weight=a["plcc_weight"], scene_weight=a["scene_weight"],
+                            val_fraction=a["val_fraction"], seed=a["seed"], patience=a["patience"],
+                            device=a["device"], bf16=a["bf16"], workers=a["workers"])
+        val_names = read_split_file(a["split"]) if a["split"] else None
+    except (ValueError, OSError) as exc:
+        raise _usage(str(exc)) from None
+    info = {"root": os.path.abspath(a["dataset"]), "format": fmt, "citation": CITATIONS.get(fmt),
+            "limit": a["limit"]}
+    try:
+        result = train_dinov2(samples, a["output"], opts, dataset=info, val_names=val_names,
+                              progress=not a["no_progress"], restart=a["restart"],
+                              log=lambda line: err.print(Text(line), soft_wrap=True))
+    except (ValueError, WeightsNotFound) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print(Text("Interrupted: run the same command again to resume after the last finished epoch.",
+                       style="yellow"), soft_wrap=True)
+        return EXIT_INTERRUPTED
+    if result.best_epoch is None:
+        err.print(Text("No epoch finished with a usable validation score; no model was written.", style="red"))
+        return EXIT_ALL_FAILED
+    best = {k: float("nan") if v is None else v for k, v in result.best.items()}
+    err.print(Text(f"best epoch {result.best_epoch}: quality SRCC {best.get('quality_srcc', float('nan')):.3f}, "
+                   f"PLCC {best.get('quality_plcc', float('nan')):.3f} -> {result.run_dir} "
+                   f"(serve it with: picinspector analyze PHOTO --engine dinov2 --model {result.run_dir})",
+                   style="bold"), soft_wrap=True)
+    return EXIT_OK
+
+
+#: ``train --engine NAME`` -> the function that runs it with the parsed options.
+TRAINERS: dict[str, Any] = {"dinov2": _train_dinov2}
+
+
+@app.command()
+def train(
+    engine: Annotated[str, typer.Option("--engine", help="What to train: dinov2 (scores and scene).")] = "dinov2",
+    dataset: Annotated[Optional[str], typer.Option("--dataset", metavar="DIR",
+                                                   help="Labelled dataset folder (or annotation/CSV file).")] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", metavar="RUN_DIR",
+                                        help="Run folder; rerunning the same command resumes.")] = "runs/dinov2",
+    backbone: Annotated[str, typer.Option(
+        "--backbone", metavar="PATH_OR_ID",
+        help="DINOv2 weights: a folder, a Hub id (facebook/dinov2-small), vit-s14/vit-b14/vit-l14, or "
+             "random:vit-s14 (untrained, for smoke tests).")] = "vit-s14",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="frozen (heads on cached features: fast, CPU-friendly), partial (also the last "
+                       "--unfreeze-last blocks) or full fine-tuning.")] = "frozen",
+    unfreeze_last: Annotated[int, typer.Option("--unfreeze-last", min=0, help="partial: blocks to train.")] = 4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate of the heads.")] = 1e-3,
+    backbone_lr: Annotated[float, typer.Option("--backbone-lr", help="Learning rate of trained backbone blocks.")] = 2e-5,
+    input_size: Annotated[int, typer.Option(
+        "--input-size", min=14, help="Shorter side after resizing and side of the square crops.")] = 448,
+    crops: Annotated[int, typer.Option("--crops", min=1, help="Test-time crops per photo.")] = 3,
+    exif: Annotated[bool, typer.Option("--exif", help="Feed ISO, exposure time and f-number to the heads (MT-E).")] = False,
+    plcc_weight: Annotated[float, typer.Option("--plcc-weight", min=0.0, help="Weight of the correlation loss.")] = 0.5,
+    scene_weight: Annotated[float, typer.Option("--scene-weight", min=0.0, help="Weight of the scene loss.")] = 0.5,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share (seeded split).")] = 0.2,
+    split: Annotated[Optional[str], typer.Option(
+        "--split", metavar="FILE", help="Validation images: JSON {\"val\": [...]} or one name per line.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    patience: Annotated[int, typer.Option("--patience", min=1, help="Early stop after this many epochs without a "
+                                                                     "better validation SRCC.")] = 5,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (GPUs with bf16 support).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Image-reading processes (partial/full).")] = 0,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=2, help="Train on a seeded subset.")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard a previous run in RUN_DIR.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
+) -> None:
+    """Train a deep engine; the run folder is what `analyze/eval --engine ENGINE --model RUN_DIR` serve."""
+    if engine not in TRAINERS:
+        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(TRAINERS)}", "--engine")
+    err = Console(stderr=True)
+    raise typer.Exit(TRAINERS[engine](dict(locals()), err))
+
+
+# --------------------------------------------------------------------------------------------------
+# captions
+
+captions_app = typer.Typer(help="Caption data for the VLM feedback writer: make reference descriptions.",
+                           no_args_is_help=True)
+app.add_typer(captions_app, name="captions")
+
+
+@captions_app.command("make")
+def captions_make(
+    dataset: Annotated[str, typer.Option("--dataset", metavar="DIR",
+                                         help="A labelled dataset, or (with --from measures) any folder of photos.")],
+    source: Annotated[str, typer.Option("--from", help="labels (the dataset's MOS, attributes, scenes) or measures "
+                                                        "(the classic engine's own analysis of each photo).")] = "labels",
+    output: Annotated[str, typer.Option("-o", "--output", metavar="FILE.jsonl")] = "captions.jsonl",
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Dataset format (default: detected).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the phrasing (and of --limit).")] = 0,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="A seeded random subset.")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes (--from measures).")] = 1,
+) -> None:
+    """Write image/description pairs (JSONL) whose every sentence is true of its image's labels or measures."""
+    from .batch import iter_inputs
+    from .datasets import DatasetError, load_dataset, subsample, write_captions
+    from .feedback.captions import captions_from_labels, captions_from_measures
+
+    if source not in ("labels", "measures"):
+        raise _usage(f"--from must be labels or measures, not {source!r}", "--from")
+    err = Console(stderr=True)
+    try:
+        fmt, samples = load_dataset(dataset, fmt)
+    except (DatasetError, ImportError) as exc:
+        if source == "labels":
+            err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
+        samples = None  # an unlabelled folder of photos: describe what the classic engine measures
+    if source == "labels":
+        samples = subsample(samples, limit, seed)
+        captions = captions_from_labels(samples, seed=seed)
+        skipped = len(samples) - len(captions)
+        note = f"{skipped} without any label skipped" if skipped else ""
+    else:
+        try:
+            paths = [s.path for s in samples if os.path.isfile(s.path)] if samples is not None else iter_inputs([dataset])
+        except ValueError as exc:
+            raise _usage(str(exc), "--dataset") from None
+        if limit is not None and len(paths) > limit:
+            import numpy as np
+
+            paths = [paths[i] for i in sorted(np.random.default_rng(seed).choice(len(paths), limit, replace=False))]
+        captions, errors = captions_from_measures(paths, seed=seed, jobs=jobs)
+        for row in errors:
+            err.print(Text(f"{row['path']}: {row['error']['message']} ({row['error']['kind']})", style="red"),
+                      soft_wrap=True)
+        note = f"{len(errors)} could not be read" if errors else ""
+    if not captions:
+        err.print(Text("No caption written: no image had usable labels or could be analysed.", style="red"))
+        raise typer.Exit(EXIT_ALL_FAILED)
+    write_captions(captions, output)
+    err.print(Text(f"{len(captions)} captions -> {output}" + (f" ({note})" if note else ""), style="bold"),
+              soft_wrap=True)
 
 
 @app.command("fit-quality")

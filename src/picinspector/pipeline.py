@@ -38,9 +38,15 @@ def _classic(**options: Any) -> Engine:
     return ClassicEngine(**options)
 
 
+def _dinov2(**options: Any) -> Engine:
+    from .models.dinov2 import Dinov2Engine
+
+    return Dinov2Engine(**options)
+
+
 #: Engines by name. A factory takes the engine's own options and returns an `Engine`; deep engines
 #: import their heavy dependencies inside their factory, so importing picinspector stays light.
-ENGINES: dict[str, Callable[..., Engine]] = {"classic": _classic}
+ENGINES: dict[str, Callable[..., Engine]] = {"classic": _classic, "dinov2": _dinov2}
 
 
 class Inspector:

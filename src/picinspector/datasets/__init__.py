@@ -18,13 +18,26 @@ import numpy as np
 
 from ._base import ATTRIBUTES, DatasetError, Sample
 from ._biq2021 import load_biq2021, looks_like_biq2021
+from ._captions import (
+    CAPTION_FORMATS,
+    CaptionSample,
+    detect_caption_format,
+    load_caption_csv,
+    load_caption_jsonl,
+    load_captions,
+    load_llava,
+    load_qinstruct,
+    write_captions,
+)
 from ._csv import infer_mos_range, load_csv
 from ._koniq import load_koniq, looks_like_koniq
 from ._spaq import load_spaq, looks_like_spaq
 
 __all__ = [
-    "ATTRIBUTES", "CITATIONS", "DATASETS", "DatasetError", "Sample", "detect_format", "infer_mos_range",
-    "load_biq2021", "load_csv", "load_dataset", "load_koniq", "load_spaq", "subsample",
+    "ATTRIBUTES", "CAPTION_FORMATS", "CITATIONS", "DATASETS", "CaptionSample", "DatasetError", "Sample",
+    "detect_caption_format", "detect_format", "infer_mos_range", "load_biq2021", "load_caption_csv",
+    "load_caption_jsonl", "load_captions", "load_csv", "load_dataset", "load_koniq", "load_llava",
+    "load_qinstruct", "load_spaq", "subsample", "write_captions",
 ]
 
 #: Loaders by format name.
