@@ -457,3 +457,45 @@ def test_rouge_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "rouge_score", None)
     with pytest.raises(ImportError, match="pip install rouge-score"):
         rouge(["a"], ["a"])
+
+
+# --------------------------------------------------------------------------------------------------
+# picinspector captions make
+
+
+def test_cli_captions_make_from_labels_and_from_measures(tmp_path):
+    from typer.testing import CliRunner
+
+    from picinspector.cli import app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    sharp = np.kron(rng.random((24, 32)) > 0.5, np.ones((8, 8))).astype(float)  # 192x256 checkerboard-like
+    for name, img in (("sharp.png", sharp), ("blurred.png", gaussian_filter(sharp, 6))):
+        Image.fromarray((np.stack([img] * 3, -1) * 200 + 20).astype(np.uint8)).save(photos / name)
+    (photos / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "labels.csv").write_text("image,mos\nphotos/sharp.png,4.5\nphotos/blurred.png,1.5\n")
+    runner = CliRunner(env={"COLUMNS": "300"})
+
+    res = runner.invoke(app, ["captions", "make", "--dataset", str(tmp_path / "labels.csv"), "--format", "csv",
+                              "-o", str(tmp_path / "from_labels.jsonl")])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in (tmp_path / "from_labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["description"] for r in rows)
+    by_name = {Path(r["image"]).name: r for r in rows}
+    assert by_name["sharp.png"]["scores"]["quality"] > by_name["blurred.png"]["scores"]["quality"]
+
+    res = runner.invoke(app, ["captions", "make", "--dataset", str(photos), "--from", "measures", "-o",
+                              str(tmp_path / "from_measures.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert "broken.png" in res.output and "1 could not be read" in res.output
+    rows = {Path(json.loads(line)["image"]).name: json.loads(line)
+            for line in (tmp_path / "from_measures.jsonl").read_text().splitlines()}
+    assert set(rows) == {"sharp.png", "blurred.png"}
+    assert "blurry" in extract_claims(rows["blurred.png"]["description"])
+    assert "blurry" not in extract_claims(rows["sharp.png"]["description"])
+
+    res = runner.invoke(app, ["captions", "make", "--dataset", str(photos), "--from", "labels", "-o",
+                              str(tmp_path / "x.jsonl")])
+    assert res.exit_code == 2 and "Error" in res.output

@@ -314,6 +314,10 @@ def test_cli_analyze_and_eval_with_the_dinov2_engine(run_dir, spaq):
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout.strip().splitlines()[-1])
     assert row["engine"] == "dinov2" and set(row["scores"]) == set(SCORE_NAMES)
+    res = runner.invoke(app, ["analyze", photo, "--engine", "dinov2", "--model", str(run_dir), "--json", "--bf16"])
+    assert res.exit_code == 0, res.output
+    fast = json.loads(res.stdout.strip().splitlines()[-1])
+    assert all(abs(fast["scores"][k] - row["scores"][k]) < 5 for k in SCORE_NAMES)
     res = runner.invoke(app, ["eval", "--dataset", str(spaq), "--engine", "dinov2", "--model", str(run_dir),
                               "--json", "--no-progress"])
     assert res.exit_code == 0, res.output

@@ -340,6 +340,7 @@ def _init_worker(options: dict[str, Any]) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # parallelism comes from the workers; avoid oversubscribing the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # likewise for a deep engine's torch, read when it is imported
     from .pipeline import Inspector
 
     _WORKER_INSPECTOR = Inspector(**{"threads": 1, **options})

@@ -146,7 +146,7 @@ def _usage(message: str, param: str | None = None) -> typer.BadParameter:
 #: Which command-line engine options each engine takes: option -> (flag, engine keyword).
 _ENGINE_FLAGS: dict[str, dict[str, str]] = {
     "classic": {"quality_model": "--quality-model"},
-    "dinov2": {"model": "--model", "device": "--device", "crops": "--crops"},
+    "dinov2": {"model": "--model", "device": "--device", "crops": "--crops", "bf16": "--bf16"},
 }
 
 
@@ -167,6 +167,25 @@ def _engine_options(engine: str, **given: Any) -> dict[str, Any]:
         raise _usage(f"the {engine} engine needs --model RUN_DIR (a folder made by `picinspector train --engine "
                      f"{engine}`)", "--model")
     return {k: v for k, v in given.items() if v is not None}
+
+
+def _feedback_options(feedback: str, vlm_model: str | None, grounded: bool | None,
+                      device: str | None) -> dict[str, Any]:
+    """The feedback writer's options; a usage error for vlm flags without ``--feedback vlm``."""
+    from .feedback import FEEDBACK_WRITERS
+
+    if feedback not in FEEDBACK_WRITERS:
+        raise _usage(f"unknown feedback writer {feedback!r}; choose from {', '.join(sorted(FEEDBACK_WRITERS))}",
+                     "--feedback")
+    if feedback != "vlm":
+        for flag, value in (("--vlm-model", vlm_model), ("--grounded/--no-grounded", grounded)):
+            if value is not None:
+                raise _usage(f"{flag} applies to --feedback vlm", flag)
+        return {}
+    if vlm_model is None:
+        raise _usage("--feedback vlm needs --vlm-model RUN_DIR (a `train --engine vlm` run folder or a merged "
+                     "export)", "--vlm-model")
+    return {"model_dir": vlm_model, "grounded": grounded, **({"device": device} if device else {})}
 
 
 def _inspector_or_exit(options: dict[str, Any], err: Console) -> Any:
@@ -203,7 +222,15 @@ def analyze(
         "--device", help="dinov2 engine: auto (default), cpu, cuda, cuda:1, mps.")] = None,
     crops: Annotated[Optional[int], typer.Option(
         "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")] = None,
-    feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer.")] = "rules",
+    bf16: Annotated[Optional[bool], typer.Option(
+        "--bf16", help="dinov2 engine: bfloat16 autocast (faster on CPUs and GPUs with bf16).")] = None,
+    feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer: rules, or vlm (neural).")] = "rules",
+    vlm_model: Annotated[Optional[str], typer.Option(
+        "--vlm-model", metavar="RUN_DIR", help="--feedback vlm: a `train --engine vlm` run folder (or merged export).")
+    ] = None,
+    grounded: Annotated[Optional[bool], typer.Option(
+        "--grounded/--no-grounded", help="--feedback vlm: put the measured scores and findings into the prompt "
+                                         "(default: as the model was trained).")] = None,
     native_detail: Annotated[bool, typer.Option(
         "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")] = False,
     retry_errors: Annotated[bool, typer.Option(
@@ -212,12 +239,12 @@ def analyze(
 ) -> None:
     """Analyse photos: scores, scene, findings and feedback."""
     from .batch import iter_inputs, run_batch, writer_for
-    from .feedback import FEEDBACK_WRITERS
 
-    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops)
-    if feedback not in FEEDBACK_WRITERS:
-        raise _usage(f"unknown feedback writer {feedback!r}; choose from {', '.join(sorted(FEEDBACK_WRITERS))}",
-                     "--feedback")
+    feedback_options = _feedback_options(feedback, vlm_model, grounded, device)
+    # --device goes to the engine when it takes one; else to the vlm writer (an error when neither does)
+    engine_device = device if "device" in _ENGINE_FLAGS.get(engine, {}) or not feedback_options else None
+    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=engine_device,
+                                     crops=crops, bf16=bf16)
     if output is not None:
         try:
             writer_for(output)
@@ -234,7 +261,8 @@ def analyze(
 
     err = Console(stderr=True)
     options = _inspector_or_exit({"engine": engine, "feedback": feedback, "native_detail": native_detail,
-                                  **engine_options}, err)
+                                  **engine_options, **({"feedback_options": feedback_options} if feedback_options
+                                                       else {})}, err)
     if output is not None:
         try:
             summary = run_batch(inputs, output, jobs=jobs, inspector_options=options,
@@ -335,36 +363,57 @@ def samples(
 
 @app.command("eval")
 def eval_(
-    dataset: Annotated[str, typer.Option("--dataset", metavar="DIR",
-                                         help="Dataset folder (or its annotation/CSV file).", show_default=False)],
+    dataset: Annotated[Optional[str], typer.Option(
+        "--dataset", metavar="DIR", help="Dataset folder (or its annotation/CSV file).", show_default=False)] = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    engine: Annotated[str, typer.Option("--engine", help="Scoring engine (classic, dinov2), or vlm for the "
+                                                          "feedback writer.")] = "classic",
     quality_model: Annotated[Optional[str], typer.Option(
         "--quality-model", metavar="FILE.npz",
         help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", metavar="RUN_DIR", help="dinov2 engine: a trained model (a `train --engine dinov2` run folder).")] = None,
+        "--model", metavar="RUN_DIR", help="dinov2 / vlm: a trained model (a `train` run folder).")] = None,
     device: Annotated[Optional[str], typer.Option(
-        "--device", help="dinov2 engine: auto (default), cpu, cuda, cuda:1, mps.")] = None,
+        "--device", help="dinov2 / vlm: auto (default), cpu, cuda, cuda:1, mps.")] = None,
     crops: Annotated[Optional[int], typer.Option(
         "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")] = None,
+    bf16: Annotated[Optional[bool], typer.Option(
+        "--bf16", help="dinov2 engine: bfloat16 autocast (faster on CPUs and GPUs with bf16).")] = None,
+    captions: Annotated[Optional[str], typer.Option(
+        "--captions", metavar="FILE", help="vlm: reference descriptions (any caption format).")] = None,
+    grounded: Annotated[Optional[bool], typer.Option(
+        "--grounded/--no-grounded", help="vlm: measured facts in the prompt (default: as trained).")] = None,
+    compare_grounding: Annotated[bool, typer.Option(
+        "--compare-grounding", help="vlm: evaluate with and without grounding, side by side.")] = False,
+    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", min=1, help="vlm: length limit.")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     output: Annotated[Optional[str], typer.Option(
-        "-o", "--output", metavar="FILE.csv", help="Write per-image predictions to this CSV.")] = None,
+        "-o", "--output", metavar="FILE.csv", help="Write per-image predictions (vlm: generations) to this CSV.")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", min=1, help="Evaluate a seeded random subset of this many images.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit subset.")] = 0,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
-    """Score a labelled dataset and report agreement with people (SRCC, PLCC, KRCC, RMSE, ...)."""
+    """Score a labelled dataset and report agreement with people (SRCC, PLCC, KRCC, RMSE, ...); with
+    --engine vlm, ROUGE and the contradiction rate of generated feedback against reference captions."""
     from .datasets import CITATIONS, DATASETS, DatasetError, load_dataset, subsample
     from .evaluation import evaluate, render_tables
 
+    if engine in EVALUATORS:
+        raise typer.Exit(EVALUATORS[engine](dict(locals()), Console(stderr=True)))
+    for flag, value in (("--captions", captions), ("--grounded/--no-grounded", grounded),
+                        ("--max-new-tokens", max_new_tokens), ("--compare-grounding", compare_grounding or None)):
+        if value is not None:
+            raise _usage(f"{flag} applies to --engine vlm", flag)
+    if dataset is None:
+        raise _usage("eval needs --dataset DIR", "--dataset")
     if fmt is not None and fmt not in DATASETS:
         raise _usage(f"unknown dataset format {fmt!r}; choose from {', '.join(DATASETS)}", "--format")
-    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops)
+    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops,
+                                     bf16=bf16)
     if output is not None and not output.lower().endswith(".csv"):
         raise _usage(f"predictions are written as CSV; {output!r} does not end in .csv", "-o/--output")
     err = Console(stderr=True)
@@ -398,6 +447,78 @@ def eval_(
         raise typer.Exit(EXIT_ALL_FAILED)
 
 
+def _eval_vlm(a: dict[str, Any], err: Console) -> int:
+    """``eval --engine vlm``: ROUGE-1/2/L and the contradiction rate of the generated feedback."""
+    from .datasets import DatasetError, load_captions
+    from .models import WeightsNotFound
+    from .models._device import pick_device
+
+    for flag, key in (("--captions", "captions"), ("--model", "model")):
+        if a[key] is None:
+            raise _usage(f"eval --engine vlm needs {flag}", flag)
+    try:
+        from .training.lora import evaluate_vlm
+        from .models.vlm import load_vlm
+    except ImportError as exc:
+        err.print(Text(f"Error: {exc}. Install the vlm extra: pip install torch==2.13.0 (or your CUDA build), then "
+                       "pip install \"picinspector[vlm]\"", style="red"), soft_wrap=True)
+        return EXIT_USAGE
+    try:
+        samples = load_captions(a["captions"])
+        vlm = load_vlm(a["model"], device=str(pick_device(a["device"])))
+    except (DatasetError, WeightsNotFound, ValueError, OSError) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        return EXIT_USAGE
+    if a["limit"] is not None and len(samples) > a["limit"]:
+        import numpy as np
+
+        keep = sorted(np.random.default_rng(a["seed"]).choice(len(samples), a["limit"], replace=False))
+        samples = [samples[i] for i in keep]
+    modes = [True, False] if a["compare_grounding"] else [a["grounded"]]
+    results = []
+    try:
+        for mode in modes:
+            summary, rows = evaluate_vlm(samples, a["model"], grounded=mode, max_new_tokens=a["max_new_tokens"],
+                                         progress=not a["no_progress"] and not a["json_out"], vlm=vlm)
+            results.append((summary, rows))
+    except KeyboardInterrupt:
+        err.print(Text("Interrupted.", style="yellow"))
+        return EXIT_INTERRUPTED
+    if a["output"]:
+        import csv
+
+        with open(a["output"], "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["grounded", "image", "reference", "generated", "rouge1", "rouge2", "rougeL",
+                             "contradictions"])
+            for summary, rows in results:
+                for r in rows:
+                    writer.writerow([summary["grounded"], r["image"], r["reference"], r["generated"], r["rouge1"],
+                                     r["rouge2"], r["rougeL"], ";".join(r.get("contradictions") or [])])
+    from .report import json_safe
+
+    if a["json_out"]:
+        sys.stdout.write(json.dumps(json_safe({"captions": a["captions"], "model": a["model"],
+                                               "results": [s for s, _ in results]}), ensure_ascii=False) + "\n")
+        return EXIT_OK
+    table = Table(title=f"{a['captions']}: {len(samples)} images, model {a['model']}", title_justify="left")
+    for col in ("grounded", "n", "ROUGE-1", "ROUGE-2", "ROUGE-L", "texts with a contradiction", "s / image"):
+        table.add_column(col, justify="right")
+    for summary, _ in results:
+        rate = summary.get("contradiction_rate")
+        table.add_row(str(summary["grounded"]), str(summary["n"]), f"{summary['rouge1']:.3f}",
+                      f"{summary['rouge2']:.3f}", f"{summary['rougeL']:.3f}", "-" if rate is None else f"{rate:.1%}",
+                      f"{summary['seconds_per_image']:.2f}")
+    Console(highlight=False).print(table)
+    if a["output"]:
+        err.print(Text(f"generations -> {a['output']}", style="dim"), soft_wrap=True)
+    return EXIT_OK
+
+
+#: ``eval --engine NAME`` for engines evaluated on something else than a scored dataset.
+EVALUATORS: dict[str, Any] = {"vlm": _eval_vlm}
+
+
 # --------------------------------------------------------------------------------------------------
 # train
 
@@ -418,7 +539,8 @@ def _train_dinov2(a: dict[str, Any], err: Console) -> int:
     samples = subsample(samples, a["limit"], a["seed"])
     try:
         opts = TrainOptions(backbone=a["backbone"], mode=a["mode"], unfreeze_last=a["unfreeze_last"],
-                            epochs=a["epochs"], batch_size=a["batch_size"], lr=a["lr"], backbone_lr=a["backbone_lr"],
+                            epochs=a["epochs"] or 10, batch_size=a["batch_size"] or 16, lr=a["lr"] or 1e-3,
+                            backbone_lr=a["backbone_lr"],
                             short_side=a["input_size"], crops=a["crops"], exif=a["exif"],
                             plcc_weight=a["plcc_weight"], scene_weight=a["scene_weight"],
                             val_fraction=a["val_fraction"], seed=a["seed"], patience=a["patience"],
@@ -450,55 +572,137 @@ def _train_dinov2(a: dict[str, Any], err: Console) -> int:
     return EXIT_OK
 
 
+def _train_vlm(a: dict[str, Any], err: Console) -> int:
+    """``train --engine vlm``: a LoRA adapter that teaches SmolVLM to write quality feedback."""
+    from .datasets import DatasetError, load_captions
+    from .models._device import pick_device
+
+    if a["captions"] is None:
+        raise _usage("train --engine vlm needs --captions FILE (make one with `picinspector captions make`)",
+                     "--captions")
+    try:
+        from .models.vlm import DEFAULT_BASE
+        from .training.lora import merge_vlm, train_vlm
+    except ImportError as exc:
+        err.print(Text(f"Error: {exc}. Install the vlm extra: pip install torch==2.13.0 (or your CUDA build), then "
+                       "pip install \"picinspector[vlm]\"", style="red"), soft_wrap=True)
+        return EXIT_USAGE
+    try:
+        samples = load_captions(a["captions"])
+    except (DatasetError, OSError) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        return EXIT_USAGE
+    if a["limit"] is not None and len(samples) > a["limit"]:
+        import numpy as np
+
+        keep = sorted(np.random.default_rng(a["seed"]).choice(len(samples), a["limit"], replace=False))
+        samples = [samples[i] for i in keep]
+    device = str(pick_device(a["device"]))
+    try:
+        result = train_vlm(samples, a["base"] or DEFAULT_BASE, a["output"], rank=a["rank"], alpha=a["alpha"],
+                           dropout=a["lora_dropout"], target=a["target"], lr=a["lr"] or 2e-4, epochs=a["epochs"] or 1,
+                           batch_size=a["batch_size"] or 1, grad_accum=a["grad_accum"],
+                           max_image_size=a["max_image_size"], seed=a["seed"], device=device, bf16=a["bf16"],
+                           grounded=a["grounded"], progress=not a["no_progress"], resume=not a["restart"],
+                           max_steps=a["max_steps"], workers=a["workers"])
+    except (ValueError, FileNotFoundError, DatasetError) as exc:  # WeightsNotFound is a FileNotFoundError
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print(Text("Interrupted: run the same command again to resume from the last checkpoint.",
+                       style="yellow"), soft_wrap=True)
+        return EXIT_INTERRUPTED
+    last = result.history[-1] if result.history else {}
+    err.print(Text(f"{result.global_step} steps, {result.epochs_done} epochs"
+                   + (f", last train loss {last['train_loss']:.4f}" if last.get("train_loss") is not None else "")
+                   + f" -> {result.run_dir} (use it with: picinspector analyze PHOTO --feedback vlm --vlm-model "
+                   f"{result.run_dir})", style="bold"), soft_wrap=True)
+    if a["merge"]:
+        merged = merge_vlm(result.run_dir, a["merge"], device=device)
+        err.print(Text(f"merged model -> {merged}", style="bold"), soft_wrap=True)
+    return EXIT_OK
+
+
 #: ``train --engine NAME`` -> the function that runs it with the parsed options.
-TRAINERS: dict[str, Any] = {"dinov2": _train_dinov2}
+TRAINERS: dict[str, Any] = {"dinov2": _train_dinov2, "vlm": _train_vlm}
 
 
 @app.command()
 def train(
-    engine: Annotated[str, typer.Option("--engine", help="What to train: dinov2 (scores and scene).")] = "dinov2",
-    dataset: Annotated[Optional[str], typer.Option("--dataset", metavar="DIR",
-                                                   help="Labelled dataset folder (or annotation/CSV file).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="What to train: dinov2 (scores and scene) or vlm "
+                                                          "(written feedback).")] = "dinov2",
+    dataset: Annotated[Optional[str], typer.Option(
+        "--dataset", metavar="DIR", help="dinov2: labelled dataset folder (or annotation/CSV file).")] = None,
     fmt: Annotated[Optional[str], typer.Option(
-        "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
-    output: Annotated[str, typer.Option("-o", "--output", metavar="RUN_DIR",
-                                        help="Run folder; rerunning the same command resumes.")] = "runs/dinov2",
+        "--format", help="dinov2: spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
+    captions: Annotated[Optional[str], typer.Option(
+        "--captions", metavar="FILE", help="vlm: image/description pairs (Q-Instruct or LLaVA JSON, CSV, or the "
+                                           "JSONL of `captions make`).")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", metavar="RUN_DIR", help="Run folder (default runs/ENGINE); the same command again "
+                                                  "resumes.")] = None,
     backbone: Annotated[str, typer.Option(
         "--backbone", metavar="PATH_OR_ID",
-        help="DINOv2 weights: a folder, a Hub id (facebook/dinov2-small), vit-s14/vit-b14/vit-l14, or "
-             "random:vit-s14 (untrained, for smoke tests).")] = "vit-s14",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+        help="dinov2: a folder, a Hub id (facebook/dinov2-small), vit-s14/vit-b14/vit-l14, or random:vit-s14 "
+             "(untrained, for smoke tests).")] = "vit-s14",
+    base: Annotated[Optional[str], typer.Option(
+        "--base", metavar="PATH_OR_ID", help="vlm: the base model, a folder or Hub id (default "
+                                             "HuggingFaceTB/SmolVLM-256M-Instruct).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Default: dinov2 10, vlm 1.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Default: dinov2 16, vlm 1.")] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        "--lr", help="Learning rate (dinov2: of the heads, default 1e-3; vlm: of LoRA, default 2e-4).")] = None,
     mode: Annotated[str, typer.Option(
-        "--mode", help="frozen (heads on cached features: fast, CPU-friendly), partial (also the last "
+        "--mode", help="dinov2: frozen (heads on cached features: fast, CPU-friendly), partial (also the last "
                        "--unfreeze-last blocks) or full fine-tuning.")] = "frozen",
-    unfreeze_last: Annotated[int, typer.Option("--unfreeze-last", min=0, help="partial: blocks to train.")] = 4,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate of the heads.")] = 1e-3,
-    backbone_lr: Annotated[float, typer.Option("--backbone-lr", help="Learning rate of trained backbone blocks.")] = 2e-5,
+    unfreeze_last: Annotated[int, typer.Option("--unfreeze-last", min=0, help="dinov2 partial: blocks to train.")] = 4,
+    backbone_lr: Annotated[float, typer.Option("--backbone-lr", help="dinov2: learning rate of trained backbone "
+                                                                     "blocks.")] = 2e-5,
     input_size: Annotated[int, typer.Option(
-        "--input-size", min=14, help="Shorter side after resizing and side of the square crops.")] = 448,
-    crops: Annotated[int, typer.Option("--crops", min=1, help="Test-time crops per photo.")] = 3,
-    exif: Annotated[bool, typer.Option("--exif", help="Feed ISO, exposure time and f-number to the heads (MT-E).")] = False,
-    plcc_weight: Annotated[float, typer.Option("--plcc-weight", min=0.0, help="Weight of the correlation loss.")] = 0.5,
-    scene_weight: Annotated[float, typer.Option("--scene-weight", min=0.0, help="Weight of the scene loss.")] = 0.5,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out share (seeded split).")] = 0.2,
+        "--input-size", min=14, help="dinov2: shorter side after resizing and side of the square crops.")] = 448,
+    crops: Annotated[int, typer.Option("--crops", min=1, help="dinov2: test-time crops per photo.")] = 3,
+    exif: Annotated[bool, typer.Option("--exif", help="dinov2: feed ISO, exposure time and f-number to the heads "
+                                                      "(MT-E).")] = False,
+    plcc_weight: Annotated[float, typer.Option("--plcc-weight", min=0.0, help="dinov2: weight of the correlation "
+                                                                              "loss.")] = 0.5,
+    scene_weight: Annotated[float, typer.Option("--scene-weight", min=0.0, help="dinov2: weight of the scene "
+                                                                                "loss.")] = 0.5,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="dinov2: held-out share (seeded split).")] = 0.2,
     split: Annotated[Optional[str], typer.Option(
-        "--split", metavar="FILE", help="Validation images: JSON {\"val\": [...]} or one name per line.")] = None,
+        "--split", metavar="FILE", help="dinov2: validation images, JSON {\"val\": [...]} or one name per line.")
+    ] = None,
+    patience: Annotated[int, typer.Option("--patience", min=1, help="dinov2: early stop after this many epochs "
+                                                                     "without a better validation SRCC.")] = 5,
+    rank: Annotated[int, typer.Option("--rank", min=1, help="vlm: LoRA rank.")] = 8,
+    alpha: Annotated[float, typer.Option("--alpha", help="vlm: LoRA alpha.")] = 16,
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout", help="vlm: LoRA dropout.")] = 0.05,
+    target: Annotated[str, typer.Option("--target", help="vlm: LoRA on the language model's attention, or "
+                                                         "attention+mlp.")] = "attention",
+    grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="vlm: gradient accumulation steps.")] = 4,
+    max_image_size: Annotated[Optional[int], typer.Option(
+        "--max-image-size", min=16, help="vlm: longest image side (default: the processor's tile).")] = None,
+    grounded: Annotated[bool, typer.Option("--grounded", help="vlm: train with the measured scores and findings "
+                                                              "in the prompt.")] = False,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="vlm: stop after this many "
+                                                                                "optimiser steps.")] = None,
+    merge: Annotated[Optional[str], typer.Option(
+        "--merge", metavar="DIR", help="vlm: also write the base with the adapter merged in (for deployment).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    patience: Annotated[int, typer.Option("--patience", min=1, help="Early stop after this many epochs without a "
-                                                                     "better validation SRCC.")] = 5,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (GPUs with bf16 support).")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Image-reading processes (partial/full).")] = 0,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 (GPUs with bf16 support).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Image-reading processes.")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=2, help="Train on a seeded subset.")] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Discard a previous run in RUN_DIR.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
 ) -> None:
-    """Train a deep engine; the run folder is what `analyze/eval --engine ENGINE --model RUN_DIR` serve."""
+    """Train a deep engine; the run folder is what `analyze`/`eval` serve with --model (dinov2) or
+    --vlm-model (vlm)."""
     if engine not in TRAINERS:
         raise _usage(f"unknown engine {engine!r}; choose from {', '.join(TRAINERS)}", "--engine")
     err = Console(stderr=True)
-    raise typer.Exit(TRAINERS[engine](dict(locals()), err))
+    args = dict(locals())
+    args["output"] = output or os.path.join("runs", engine)
+    raise typer.Exit(TRAINERS[engine](args, err))
 
 
 # --------------------------------------------------------------------------------------------------

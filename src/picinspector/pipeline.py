@@ -57,7 +57,9 @@ class Inspector:
     engine : str
         Name in `ENGINES` ("classic" by default).
     feedback : str
-        Name in `FEEDBACK_WRITERS` ("rules" by default).
+        Name in `FEEDBACK_WRITERS` ("rules" by default; "vlm" for the neural writer).
+    feedback_options : dict, optional
+        Passed to the writer's factory (e.g. ``{"model_dir": RUN_DIR}`` for "vlm").
     native_detail : bool
         Decode large JPEGs at full resolution so that noise and fine focus are measured on native
         pixels (slower: about one full decode more per photo). Off by default: large JPEGs are
@@ -72,7 +74,8 @@ class Inspector:
     """
 
     def __init__(self, engine: str = "classic", feedback: str = "rules", *, native_detail: bool = False,
-                 max_pixels: int = MAX_PIXELS, threads: int | None = None, **engine_options: Any) -> None:
+                 max_pixels: int = MAX_PIXELS, threads: int | None = None,
+                 feedback_options: dict[str, Any] | None = None, **engine_options: Any) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
         if feedback not in FEEDBACK_WRITERS:
@@ -83,8 +86,10 @@ class Inspector:
         #: worker process.
         self.options: dict[str, Any] = {"engine": engine, "feedback": feedback, "native_detail": native_detail,
                                          "max_pixels": max_pixels, **engine_options}
+        if feedback_options:
+            self.options["feedback_options"] = dict(feedback_options)
         self.feedback_name = feedback
-        self.write_feedback: FeedbackWriter = FEEDBACK_WRITERS[feedback]
+        self.write_feedback: FeedbackWriter = FEEDBACK_WRITERS[feedback](**(feedback_options or {}))
         self.native_detail = native_detail
         self.max_pixels = max_pixels
         self.threads = min(2, os.cpu_count() or 1) if threads is None else int(threads)

@@ -1,10 +1,33 @@
-"""Feedback writers: findings and a paragraph from the measures. Chosen by name."""
+"""Feedback writers: findings and a paragraph. Chosen by name; each entry is a factory.
 
-from typing import Callable
+``FEEDBACK_WRITERS[name](**options)`` returns a callable ``(photo, measures, scores, scene) ->
+(findings, paragraph)``. ``rules`` (the default) takes no options; ``vlm`` (the neural writer) takes
+those of `picinspector.models.vlm.VLMFeedback` (``model_dir``, ``grounded``, ``device`` ...) and
+imports torch only when it is built.
+"""
+
+from typing import Any, Callable
 
 from . import rules
 
-#: Writer name -> callable(photo, measures, scores, scene) -> (findings, paragraph).
-FEEDBACK_WRITERS: dict[str, Callable] = {"rules": rules.write}
+
+def _rules(**options: Any) -> Callable:
+    if options:
+        raise ValueError(f"the rules feedback writer takes no options, got {', '.join(sorted(options))}")
+    return rules.write
+
+
+def _vlm(**options: Any) -> Callable:
+    if options.get("model_dir") is None:
+        raise ValueError("the vlm feedback writer needs a model: --vlm-model RUN_DIR (a folder made by "
+                         "`picinspector train --engine vlm`, or a merged export)")
+    from ..models._device import pick_device
+    from ..models.vlm import VLMFeedback
+
+    return VLMFeedback(**{**options, "device": str(pick_device(options.get("device", "auto")))})
+
+
+#: Writer name -> factory(**options) -> writer.
+FEEDBACK_WRITERS: dict[str, Callable[..., Callable]] = {"rules": _rules, "vlm": _vlm}
 
 __all__ = ["FEEDBACK_WRITERS", "rules"]

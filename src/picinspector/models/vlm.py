@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..report import SCORE_NAMES, Finding, SceneResult
-from ._weights import resolve_weights
+from ._weights import WeightsNotFound, resolve_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -345,11 +345,11 @@ class VLM:
     settings: dict[str, Any]
     source: str
     device: str = "cpu"
-    _end_id: int = field(init=False, repr=False)
+    end_token_id: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         tokenizer = self.processor.tokenizer
-        self._end_id = tokenizer.convert_tokens_to_ids(end_token(tokenizer))
+        self.end_token_id = tokenizer.convert_tokens_to_ids(end_token(tokenizer))
 
     @property
     def image_size(self) -> int:
@@ -390,8 +390,8 @@ class VLM:
         batch = self.inputs(image, grounding, instruction)
         self.model.eval()
         with torch.inference_mode():
-            out = self.model.generate(**batch, eos_token_id=self._end_id,
-                                      pad_token_id=self._end_id if pad is None else pad, **options)
+            out = self.model.generate(**batch, eos_token_id=self.end_token_id,
+                                      pad_token_id=self.end_token_id if pad is None else pad, **options)
         new = out[0, batch["input_ids"].shape[1]:]
         return self.processor.tokenizer.decode(new, skip_special_tokens=True).strip()
 
@@ -432,12 +432,16 @@ def load_vlm(base_or_run_dir: str | os.PathLike[str], device: str = "cpu", dtype
             base = adapter.get("base_model_name_or_path")
             if not base:
                 raise ValueError(f"{path}: a LoRA adapter without {SETTINGS_FILE} and without a base model name")
-            settings = {**default_settings(None, base)}
-        model, base_processor, resolved = load_base(settings["base"], device=device, dtype=dtype)
+            settings = default_settings(None, base)
+        try:
+            model, base_processor, resolved = load_base(settings["base"], device=device, dtype=dtype)
+        except WeightsNotFound as exc:
+            raise WeightsNotFound(f"the run folder {path} is a LoRA adapter on the base model {settings['base']!r}, "
+                                  f"which is needed too: {exc}") from None
         has_processor = any((path / f).is_file() for f in ("processor_config.json", "preprocessor_config.json"))
         processor = load_processor(path) if has_processor else base_processor
         model = PeftModel.from_pretrained(model, path, is_trainable=False, local_files_only=True).to(device)
-        settings.setdefault("image_size", tile_size(processor))
+        settings["image_size"] = settings.get("image_size") or tile_size(processor)
         return VLM(model, processor, settings, f"run folder {path} (adapter on {resolved.source} {resolved.path})",
                    str(device))
     settings = read_settings(path) if path.is_dir() else None
@@ -448,7 +452,7 @@ def load_vlm(base_or_run_dir: str | os.PathLike[str], device: str = "cpu", dtype
         kind = "base model"
     else:
         kind = "merged model" if settings.get("merged") else "model"
-    settings.setdefault("image_size", tile_size(processor))
+    settings["image_size"] = settings.get("image_size") or tile_size(processor)
     return VLM(model, processor, settings, f"{kind} {resolved.name} ({resolved.source})", str(device))
 
 
