@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test bench bench-speed bench-distortions clean
+.PHONY: demo test bench bench-speed bench-distortions bench-deep clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ bench-speed: $(STAMP)
 
 bench-distortions: $(STAMP)
 	$(PY) bench/distortions.py
+
+## make bench-deep: DINOv2 and SmolVLM speed on this CPU, random weights (results go in README.md)
+bench-deep: $(STAMP)
+	cd bench && ../$(PY) dinov2_speed.py --n 4 --compile
+	cd bench && ../$(PY) vlm_speed.py --threads 2
 
 clean:
 	rm -rf $(VENV) out bench/_work .pytest_cache

@@ -338,7 +338,7 @@ def test_cli_train_runs_and_resumes(tmp_path, spaq, backbone_dir):
     assert res.exit_code == 0 and "resuming" in res.output and "epoch 2/2" in res.output
 
 
-def test_cli_errors_are_one_clear_line(tmp_path, spaq, monkeypatch):
+def test_cli_errors_are_one_clear_line(tmp_path, spaq, backbone_dir, monkeypatch):
     runner = CliRunner(env={"COLUMNS": "400"})  # no wrapping inside Rich's error panel
     photo = str(spaq / "TestImage" / "00003.jpg")
     res = runner.invoke(app, ["analyze", photo, "--engine", "dinov2"])
@@ -353,6 +353,11 @@ def test_cli_errors_are_one_clear_line(tmp_path, spaq, monkeypatch):
                               str(tmp_path / "run"), "--no-progress"])
     assert res.exit_code == 2, res.output
     assert "hf download facebook/dinov2-small" in res.output and "HF_HUB_OFFLINE" in res.output
+    # the failed start left no run record: the same folder takes a run with a backbone that exists
+    res = runner.invoke(app, ["train", "--dataset", str(spaq), "--backbone", str(backbone_dir), "-o",
+                              str(tmp_path / "run"), "--no-progress", "--epochs", "1", "--input-size", str(SIDE),
+                              "--crops", "1", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
 
 
 # --------------------------------------------------------------------------------------------------

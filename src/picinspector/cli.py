@@ -143,7 +143,7 @@ def _usage(message: str, param: str | None = None) -> typer.BadParameter:
     return typer.BadParameter(message, param_hint=param)
 
 
-#: Which command-line engine options each engine takes: option -> (flag, engine keyword).
+#: Which command-line options each engine takes: engine -> {engine keyword: flag}.
 _ENGINE_FLAGS: dict[str, dict[str, str]] = {
     "classic": {"quality_model": "--quality-model"},
     "dinov2": {"model": "--model", "device": "--device", "crops": "--crops", "bf16": "--bf16"},

@@ -484,11 +484,11 @@ def train_dinov2(samples: Sequence[Sample], run_dir: str | os.PathLike[str], opt
         train, val = split_samples(samples, opts.val_fraction, opts.seed, val_names)
         _write_json(run / SPLIT_FILE, {"train": [s.path for s in train], "val": [s.path for s in val]})
     record["split"] = {"train": len(train), "val": len(val)}
-    _write_json(run / RUN_FILE, record)
 
     torch.manual_seed(opts.seed)
     device = pick_device(opts.device)
     backbone, source = load_backbone(opts.backbone)
+    _write_json(run / RUN_FILE, record)  # only now: a run whose backbone is missing leaves no record behind
     pre = Preprocess(short_side=opts.short_side, crops=opts.crops)
     heads = HeadConfig(in_features=2 * backbone.config.hidden_size, hidden=opts.head_hidden, dropout=opts.dropout,
                        exif=opts.exif)
