@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
     from ..io import Photo
+
+# peft 0.21 asks transformers 5 for a deprecated attribute on every adapter load; nothing to act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 #: The base model `train_vlm` starts from when none is named.
 DEFAULT_BASE = "HuggingFaceTB/SmolVLM-256M-Instruct"
@@ -295,7 +299,9 @@ def load_base(name: str | os.PathLike[str], *, device: str = "cpu", dtype: Any =
         message says what to download.
     """
     from transformers import AutoModelForImageTextToText
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own progress bars and messages say what happens
     resolved = resolve_weights(name, what="VLM base model", files=BASE_FILES, download_hint=DEFAULT_BASE
                                if _is_folder_name(name) else None)
     dtype_key = "dtype" if _transformers_major() >= 5 else "torch_dtype"
