@@ -188,6 +188,26 @@ def _feedback_options(feedback: str, vlm_model: str | None, grounded: bool | Non
     return {"model_dir": vlm_model, "grounded": grounded, **({"device": device} if device else {})}
 
 
+#: What each deep extra must make importable (the deep modules import some of these lazily).
+_EXTRA_PACKAGES = {"deep": ("torch", "transformers", "safetensors"),
+                   "vlm": ("torch", "transformers", "safetensors", "peft")}
+
+
+def _deep_modules(err: Console, extra: str, *names: str) -> list[Any] | None:
+    """Import ``picinspector`` submodules that need a deep extra; None (after printing how to install
+    it) when torch, transformers, safetensors or peft is missing."""
+    import importlib
+
+    try:
+        for package in _EXTRA_PACKAGES[extra]:
+            importlib.import_module(package)
+        return [importlib.import_module(f"picinspector.{name}") for name in names]
+    except ImportError as exc:
+        err.print(Text(f"Error: {exc}. Install PyTorch first (pip install torch==2.13.0 for the CPU, or the build "
+                       f"for your CUDA), then pip install \"picinspector[{extra}]\"", style="red"), soft_wrap=True)
+        return None
+
+
 def _inspector_or_exit(options: dict[str, Any], err: Console) -> Any:
     """An `Inspector` built once here, so that a model loads once and a missing model, missing weights
     or missing deep extras end with one clear line (exit 2) instead of a traceback."""
@@ -456,16 +476,13 @@ def _eval_vlm(a: dict[str, Any], err: Console) -> int:
     for flag, key in (("--captions", "captions"), ("--model", "model")):
         if a[key] is None:
             raise _usage(f"eval --engine vlm needs {flag}", flag)
-    try:
-        from .training.lora import evaluate_vlm
-        from .models.vlm import load_vlm
-    except ImportError as exc:
-        err.print(Text(f"Error: {exc}. Install the vlm extra: pip install torch==2.13.0 (or your CUDA build), then "
-                       "pip install \"picinspector[vlm]\"", style="red"), soft_wrap=True)
+    modules = _deep_modules(err, "vlm", "models.vlm", "training.lora")
+    if modules is None:
         return EXIT_USAGE
+    vlm_mod, lora = modules
     try:
         samples = load_captions(a["captions"])
-        vlm = load_vlm(a["model"], device=str(pick_device(a["device"])))
+        vlm = vlm_mod.load_vlm(a["model"], device=str(pick_device(a["device"])))
     except (DatasetError, WeightsNotFound, ValueError, OSError) as exc:
         err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
         return EXIT_USAGE
@@ -478,7 +495,7 @@ def _eval_vlm(a: dict[str, Any], err: Console) -> int:
     results = []
     try:
         for mode in modes:
-            summary, rows = evaluate_vlm(samples, a["model"], grounded=mode, max_new_tokens=a["max_new_tokens"],
+            summary, rows = lora.evaluate_vlm(samples, a["model"], grounded=mode, max_new_tokens=a["max_new_tokens"],
                                          progress=not a["no_progress"] and not a["json_out"], vlm=vlm)
             results.append((summary, rows))
     except KeyboardInterrupt:
@@ -527,8 +544,12 @@ def _train_dinov2(a: dict[str, Any], err: Console) -> int:
     """``train --engine dinov2``: the multi-task model on a labelled dataset."""
     from .datasets import CITATIONS, DatasetError, load_dataset, subsample
     from .models import WeightsNotFound
-    from .training.dinov2 import TrainOptions, read_split_file, train_dinov2
 
+    modules = _deep_modules(err, "deep", "training.dinov2")
+    if modules is None:
+        return EXIT_USAGE
+    TrainOptions, read_split_file, train_dinov2 = (getattr(modules[0], n) for n in
+                                                   ("TrainOptions", "read_split_file", "train_dinov2"))
     if a["dataset"] is None:
         raise _usage("train --engine dinov2 needs --dataset DIR", "--dataset")
     try:
@@ -580,13 +601,10 @@ def _train_vlm(a: dict[str, Any], err: Console) -> int:
     if a["captions"] is None:
         raise _usage("train --engine vlm needs --captions FILE (make one with `picinspector captions make`)",
                      "--captions")
-    try:
-        from .models.vlm import DEFAULT_BASE
-        from .training.lora import merge_vlm, train_vlm
-    except ImportError as exc:
-        err.print(Text(f"Error: {exc}. Install the vlm extra: pip install torch==2.13.0 (or your CUDA build), then "
-                       "pip install \"picinspector[vlm]\"", style="red"), soft_wrap=True)
+    modules = _deep_modules(err, "vlm", "models.vlm", "training.lora")
+    if modules is None:
         return EXIT_USAGE
+    vlm_mod, lora = modules
     try:
         samples = load_captions(a["captions"])
     except (DatasetError, OSError) as exc:
@@ -599,7 +617,7 @@ def _train_vlm(a: dict[str, Any], err: Console) -> int:
         samples = [samples[i] for i in keep]
     device = str(pick_device(a["device"]))
     try:
-        result = train_vlm(samples, a["base"] or DEFAULT_BASE, a["output"], rank=a["rank"], alpha=a["alpha"],
+        result = lora.train_vlm(samples, a["base"] or vlm_mod.DEFAULT_BASE, a["output"], rank=a["rank"], alpha=a["alpha"],
                            dropout=a["lora_dropout"], target=a["target"], lr=a["lr"] or 2e-4, epochs=a["epochs"] or 1,
                            batch_size=a["batch_size"] or 1, grad_accum=a["grad_accum"],
                            max_image_size=a["max_image_size"], seed=a["seed"], device=device, bf16=a["bf16"],
@@ -618,7 +636,7 @@ def _train_vlm(a: dict[str, Any], err: Console) -> int:
                    + f" -> {result.run_dir} (use it with: picinspector analyze PHOTO --feedback vlm --vlm-model "
                    f"{result.run_dir})", style="bold"), soft_wrap=True)
     if a["merge"]:
-        merged = merge_vlm(result.run_dir, a["merge"], device=device)
+        merged = lora.merge_vlm(result.run_dir, a["merge"], device=device)
         err.print(Text(f"merged model -> {merged}", style="bold"), soft_wrap=True)
     return EXIT_OK
 

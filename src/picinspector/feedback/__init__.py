@@ -21,6 +21,13 @@ def _vlm(**options: Any) -> Callable:
     if options.get("model_dir") is None:
         raise ValueError("the vlm feedback writer needs a model: --vlm-model RUN_DIR (a folder made by "
                          "`picinspector train --engine vlm`, or a merged export)")
+    try:
+        import peft  # noqa: F401 - the writer needs these; fail here with the install hint
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"the vlm feedback writer needs PyTorch, transformers and peft ({exc}): pip install "
+                          "torch==2.13.0 (CPU build; or the build for your GPU), then pip install "
+                          "\"picinspector[vlm]\"") from exc
     from ..models._device import pick_device
     from ..models.vlm import VLMFeedback
 
