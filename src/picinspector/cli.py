@@ -1,10 +1,13 @@
 """The ``picinspector`` command line (Typer + Rich).
 
-Commands: ``analyze`` (readable panels, ``--json`` lines, or a resumable batch file with ``-o``),
-``measures`` (every measure with its unit), ``samples`` (write the demo photos), ``eval``
-(agreement with a labelled dataset), ``fit-quality`` (fit the quality model), and ``--version``. Exit codes: 0 when at least one image
-was analysed (or a batch found everything already done), 1 when every image failed, 2 for bad
-arguments or when no input was found, 130 when interrupted.
+Commands: ``analyze`` (readable panels, ``--json`` lines, or a resumable batch file with ``-o``; any
+engine and feedback writer), ``measures`` (every measure with its unit), ``samples`` (write the demo
+photos), ``eval`` (agreement with a labelled dataset; ROUGE and contradictions for the vlm writer),
+``fit-quality`` (fit the classic quality model), ``train`` (the dinov2 engine or the vlm writer),
+``captions make`` (reference descriptions for the vlm writer), and ``--version``. Exit codes: 0 when
+at least one image was analysed (or a batch found everything already done), 1 when every image
+failed, 2 for bad arguments, missing models or extras, or when no input was found, 130 when
+interrupted.
 """
 
 from __future__ import annotations

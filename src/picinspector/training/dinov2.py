@@ -385,7 +385,7 @@ def _extract_features(model: MultiTaskIQA, samples: Sequence[Sample], pre: Prepr
             _write_json(run / (FEATURES_FILE + ".json"), names)
 
     loader = torch.utils.data.DataLoader(_Images([samples[i] for i in todo], pre, False, opts.seed), batch_size=1,
-                                         collate_fn=_collate, num_workers=0)
+                                         collate_fn=_collate, num_workers=opts.workers)
     task = progress.add_task("backbone features", total=len(todo))
     model.eval()
     with torch.inference_mode():
