@@ -146,6 +146,21 @@ def _usage(message: str, param: str | None = None) -> typer.BadParameter:
     return typer.BadParameter(message, param_hint=param)
 
 
+# Engine options shared by `analyze` and `eval` (declared once).
+QualityModelOpt = Annotated[Optional[str], typer.Option(
+    "--quality-model", metavar="FILE.npz",
+    help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", metavar="RUN_DIR", help="dinov2 engine (and eval --engine vlm): a trained model, i.e. a `train` "
+                                       "run folder.")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    "--device", help="dinov2 engine and vlm writer: auto (default), cpu, cuda, cuda:1, mps.")]
+CropsOpt = Annotated[Optional[int], typer.Option(
+    "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")]
+Bf16Opt = Annotated[Optional[bool], typer.Option(
+    "--bf16", help="dinov2 engine: bfloat16 autocast (faster on CPUs and GPUs with bf16).")]
+
+
 #: Which command-line options each engine takes: engine -> {engine keyword: flag}.
 _ENGINE_FLAGS: dict[str, dict[str, str]] = {
     "classic": {"quality_model": "--quality-model"},
@@ -236,17 +251,11 @@ def analyze(
         help="Write a .jsonl or .csv file, with a progress bar; rerunning resumes where it stopped.")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
     engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
-    quality_model: Annotated[Optional[str], typer.Option(
-        "--quality-model", metavar="FILE.npz",
-        help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", metavar="RUN_DIR", help="dinov2 engine: a trained model (a `train --engine dinov2` run folder).")] = None,
-    device: Annotated[Optional[str], typer.Option(
-        "--device", help="dinov2 engine: auto (default), cpu, cuda, cuda:1, mps.")] = None,
-    crops: Annotated[Optional[int], typer.Option(
-        "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")] = None,
-    bf16: Annotated[Optional[bool], typer.Option(
-        "--bf16", help="dinov2 engine: bfloat16 autocast (faster on CPUs and GPUs with bf16).")] = None,
+    quality_model: QualityModelOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    crops: CropsOpt = None,
+    bf16: Bf16Opt = None,
     feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer: rules, or vlm (neural).")] = "rules",
     vlm_model: Annotated[Optional[str], typer.Option(
         "--vlm-model", metavar="RUN_DIR", help="--feedback vlm: a `train --engine vlm` run folder (or merged export).")
@@ -392,17 +401,11 @@ def eval_(
         "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="Scoring engine (classic, dinov2), or vlm for the "
                                                           "feedback writer.")] = "classic",
-    quality_model: Annotated[Optional[str], typer.Option(
-        "--quality-model", metavar="FILE.npz",
-        help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", metavar="RUN_DIR", help="dinov2 / vlm: a trained model (a `train` run folder).")] = None,
-    device: Annotated[Optional[str], typer.Option(
-        "--device", help="dinov2 / vlm: auto (default), cpu, cuda, cuda:1, mps.")] = None,
-    crops: Annotated[Optional[int], typer.Option(
-        "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")] = None,
-    bf16: Annotated[Optional[bool], typer.Option(
-        "--bf16", help="dinov2 engine: bfloat16 autocast (faster on CPUs and GPUs with bf16).")] = None,
+    quality_model: QualityModelOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    crops: CropsOpt = None,
+    bf16: Bf16Opt = None,
     captions: Annotated[Optional[str], typer.Option(
         "--captions", metavar="FILE", help="vlm: reference descriptions (any caption format).")] = None,
     grounded: Annotated[Optional[bool], typer.Option(
