@@ -396,3 +396,32 @@ def test_an_inspector_keeps_its_engine_options_in_worker_processes(tmp_path):
     fitted = {r["path"]: r["scores"] for r in iter_rows(paths, jobs=1)}
     assert one == two
     assert any(one[p]["quality"] != fitted[p]["quality"] for p in paths)  # the option really changed something
+
+
+def test_csv_cells_cannot_run_as_spreadsheet_formulas_and_resume_still_matches(tmp_path):
+    """Text cells starting with = + - @ get a leading apostrophe (CSV injection); the path is read back
+    unescaped, so a rerun still skips the image."""
+    import csv as csv_module
+
+    from PIL import Image
+
+    from picinspector.batch import CsvWriter, run_batch, spreadsheet_safe
+
+    assert spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)" and spreadsheet_safe("@x") == "'@x"
+    assert spreadsheet_safe("photo.jpg") == "photo.jpg" and spreadsheet_safe(-3.5) == -3.5
+    photo = tmp_path / "=1+2.png"
+    Image.new("RGB", (64, 48), (120, 90, 60)).save(photo)
+    out = tmp_path / "out.csv"
+    first = run_batch([str(photo)], out, progress=False)
+    assert first.analysed == 1
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv_module.DictReader(fh))
+    assert rows[0]["path"] == str(photo)  # absolute: starts with "/", nothing to escape
+    line = out.read_text(encoding="utf-8").splitlines()[1]
+    assert CsvWriter.parse_line(line)[0] == str(photo)
+    row = {"path": "=cmd|' /C calc'!A0", "error": {"kind": "not_found", "message": "+SUM(1)"}}
+    cells = next(csv_module.reader([CsvWriter.format_row(row)]))
+    assert cells[0] == "'=cmd|' /C calc'!A0" and cells[-1] == "'+SUM(1)"
+    assert CsvWriter.parse_line(CsvWriter.format_row(row)) == ("=cmd|' /C calc'!A0", True)
+    again = run_batch([str(photo)], out, progress=False)
+    assert again.analysed == 0 and again.skipped == 1

@@ -307,12 +307,19 @@ def test_vlm_feedback_writes_a_paragraph_for_a_loaded_photo(run, samples):
     report = Inspector(threads=1).analyze(photo)
     writer = vlm_mod.VLMFeedback(run.run_dir, grounded=True, max_new_tokens=16)
     findings, paragraph = writer(photo, report.measures, report.scores, report.scene)
-    assert findings == rules.write(photo, report.measures, report.scores, report.scene)[0]
+    assert [f for f in findings if f.kind != "vlm_no_text"] == rules.write(photo, report.measures, report.scores,
+                                                                           report.scene)[0]
     assert isinstance(paragraph, str) and paragraph
     # Deterministic: the same photo gets the same paragraph.
     assert writer(photo, report.measures, report.scores, report.scene)[1] == paragraph
     grounding = vlm_mod.grounding_from(report.scores, report.scene, findings)
     assert f"quality {report.scores['quality']:.0f}" in writer.vlm.prompt(grounding)
+
+    # A model that writes nothing: the rules paragraph, and a finding that says so
+    writer.vlm.generate = lambda *args, **kwargs: ""
+    findings, paragraph = writer(photo, report.measures, report.scores, report.scene)
+    assert paragraph == rules.write(photo, report.measures, report.scores, report.scene)[1]
+    assert findings[-1].kind == "vlm_no_text" and findings[-1].severity == "info"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,15 +354,27 @@ def test_importing_picinspector_does_not_import_torch():
 
 def test_missing_images_are_named_before_loading_the_model(tmp_path):
     samples = [CaptionSample(str(tmp_path / f"gone{i}.jpg"), "A photo.") for i in range(5)]
-    with pytest.raises(FileNotFoundError, match=r"5 of 5 images are missing or unreadable: .*gone0\.jpg "
+    with pytest.raises(FileNotFoundError, match=r"none of the 5 images is usable: .*gone0\.jpg "
                                                 r"\(does not exist\).* and 2 more"):
         lora.train_vlm(samples, tmp_path / "no-base", tmp_path / "run", progress=False)
-    (tmp_path / "fine.png").write_bytes(b"")
-    Image.new("RGB", (32, 32)).save(tmp_path / "fine.png")
-    (tmp_path / "broken.jpg").write_bytes(b"this is not a JPEG")
-    samples = [CaptionSample(str(tmp_path / "fine.png"), "A photo."), CaptionSample(str(tmp_path / "broken.jpg"), "x")]
-    with pytest.raises(FileNotFoundError, match=r"1 of 2 images are missing or unreadable: .*broken\.jpg \("):
-        lora.train_vlm(samples, tmp_path / "no-base", tmp_path / "run", progress=False)
+
+
+def test_unreadable_photos_are_skipped_and_reported(tmp_path, base, samples):
+    """A missing file, a file that is no image, and a JPEG cut short (found only when decoded): the
+    run trains on the rest and lists all three with their reasons."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(buf, format="JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (tmp_path / "text.jpg").write_bytes(b"this is not a JPEG")
+    broken = [CaptionSample(str(tmp_path / name), "A photo.") for name in ("cut.jpg", "text.jpg", "gone.jpg")]
+    result = lora.train_vlm([*samples, *broken], base, tmp_path / "run", epochs=1, **FAST)
+    assert set(result.bad_images) == {str(tmp_path / n) for n in ("cut.jpg", "text.jpg", "gone.jpg")}
+    assert "does not exist" in result.bad_images[str(tmp_path / "gone.jpg")]
+    listed = (tmp_path / "run" / "bad_images.txt").read_text()
+    assert all(name in listed for name in ("cut.jpg", "text.jpg", "gone.jpg"))
+    assert result.epochs_done == 1 and result.history[0]["batches"] == len(samples)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -399,3 +418,15 @@ def test_cli_train_eval_and_analyze_with_the_vlm_writer(tmp_path, base, samples)
     assert res.exit_code == 2 and "--vlm-model" in res.output
     res = runner.invoke(app, ["eval", "--engine", "vlm", "--captions", str(captions)])
     assert res.exit_code == 2 and "--model" in res.output
+
+
+def test_evaluation_skips_unreadable_photos_and_names_them(run, samples, tmp_path):
+    (tmp_path / "text.png").write_bytes(b"no image here")
+    broken = CaptionSample(str(tmp_path / "text.png"), "A photo.", meta={"scores": {"quality": 50.0}})
+    truths = [{"scores": {"quality": 50.0}}] * (len(samples) + 1)
+    summary, rows = lora.evaluate_vlm([*samples[:2], broken, *samples[2:]], run.run_dir, truths=truths,
+                                      max_new_tokens=4, progress=False)
+    assert summary["n"] == len(samples) == len(rows)
+    assert [f["image"] for f in summary["failed"]] == [str(tmp_path / "text.png")]
+    assert summary["failed"][0]["kind"] == "not_an_image" and "text.png" in summary["failed"][0]["message"]
+    assert str(tmp_path / "text.png") not in [r["image"] for r in rows]

@@ -29,7 +29,7 @@ from .report import SCORE_NAMES, error_row
 
 __all__ = [
     "BatchSummary", "CSV_COLUMNS", "CsvWriter", "JsonlWriter", "WRITERS", "done_paths", "iter_inputs",
-    "iter_rows", "run_batch", "writer_for",
+    "iter_rows", "run_batch", "spreadsheet_safe", "writer_for",
 ]
 
 _GLOB_CHARS = frozenset("*?[")
@@ -160,12 +160,32 @@ class JsonlWriter:
         return row["path"], "error" in row
 
 
+#: First characters that make a spreadsheet read a cell as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that no spreadsheet runs as a formula: text starting with ``= + - @``, a tab or a
+    carriage return gets a leading apostrophe (OWASP's advice against CSV injection). Numbers and
+    None pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _unescape(cell: str) -> str:
+    """The inverse of `spreadsheet_safe` for a cell read back (resume compares paths)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+
+
 def _one_line(value: Any) -> str:
-    """A CSV cell: text without line breaks (so each row is exactly one line), '' for None."""
+    """A CSV cell: text without line breaks (so each row is exactly one line) and safe to open in a
+    spreadsheet (`spreadsheet_safe`); numbers as they are; '' for None."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
-    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    if not isinstance(value, str):
+        return str(value)
+    return spreadsheet_safe(value.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
 
 
 class CsvWriter:
@@ -203,7 +223,7 @@ class CsvWriter:
         cells = next(csv.reader([line]))
         if len(cells) != len(CSV_COLUMNS) or not cells[0]:
             raise ValueError(f"expected {len(CSV_COLUMNS)} cells starting with a path, got {len(cells)}")
-        return cells[0], cells[CSV_COLUMNS.index("error_kind")] != ""
+        return _unescape(cells[0]), cells[CSV_COLUMNS.index("error_kind")] != ""
 
 
 #: Output writers by (lower-case) file extension.

@@ -510,14 +510,17 @@ def _eval_vlm(a: dict[str, Any], err: Console) -> int:
     if a["output"]:
         import csv
 
+        from .batch import spreadsheet_safe
+
         with open(a["output"], "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["grounded", "image", "reference", "generated", "rouge1", "rouge2", "rougeL",
                              "contradictions"])
             for summary, rows in results:
                 for r in rows:
-                    writer.writerow([summary["grounded"], r["image"], r["reference"], r["generated"], r["rouge1"],
-                                     r["rouge2"], r["rougeL"], ";".join(r.get("contradictions") or [])])
+                    writer.writerow([summary["grounded"], *(spreadsheet_safe(r[k]) for k in ("image", "reference",
+                                                                                             "generated")),
+                                     r["rouge1"], r["rouge2"], r["rougeL"], ";".join(r.get("contradictions") or [])])
     from .report import json_safe
 
     if a["json_out"]:
@@ -533,6 +536,9 @@ def _eval_vlm(a: dict[str, Any], err: Console) -> int:
                       f"{summary['rouge2']:.3f}", f"{summary['rougeL']:.3f}", "-" if rate is None else f"{rate:.1%}",
                       f"{summary['seconds_per_image']:.2f}")
     Console(highlight=False).print(table)
+    for failure in results[0][0].get("failed") or []:
+        err.print(Text(f"{failure['image']}: {failure['message']} ({failure['kind']}), skipped", style="red"),
+                  soft_wrap=True)
     if a["output"]:
         err.print(Text(f"generations -> {a['output']}", style="dim"), soft_wrap=True)
     return EXIT_OK
@@ -641,6 +647,9 @@ def _train_vlm(a: dict[str, Any], err: Console) -> int:
                    + (f", last train loss {last['train_loss']:.4f}" if last.get("train_loss") is not None else "")
                    + f" -> {result.run_dir} (use it with: picinspector analyze PHOTO --feedback vlm --vlm-model "
                    f"{result.run_dir})", style="bold"), soft_wrap=True)
+    if result.bad_images:
+        err.print(Text(f"{len(result.bad_images)} photos could not be read and were skipped: see "
+                       f"{result.run_dir / 'bad_images.txt'}", style="yellow"), soft_wrap=True)
     if a["merge"]:
         merged = lora.merge_vlm(result.run_dir, a["merge"], device=device)
         err.print(Text(f"merged model -> {merged}", style="bold"), soft_wrap=True)

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .batch import spreadsheet_safe
 from .datasets import Sample
 from .report import SCORE_NAMES, json_safe
 from .scene import SCENES
@@ -197,7 +198,7 @@ def write_predictions(predictions: Iterable[Mapping[str, Any]], path: str | os.P
         writer = csv.writer(fh)
         writer.writerow(PREDICTION_COLUMNS)
         for p in predictions:
-            writer.writerow(["" if p.get(c) is None else p.get(c) for c in PREDICTION_COLUMNS])
+            writer.writerow(["" if p.get(c) is None else spreadsheet_safe(p.get(c)) for c in PREDICTION_COLUMNS])
 
 
 def evaluate(samples: Sequence[Sample], inspector: Any = None, *, jobs: int = 1, progress: bool = True,

@@ -489,7 +489,8 @@ class VLMFeedback:
     -----
     The model is loaded when the writer is built, so a missing base fails at once, with
     `~picinspector.models.WeightsNotFound`. If the model writes nothing (it stopped at once),
-    the rule paragraph is returned instead, so a report never has an empty feedback.
+    the rule paragraph is returned instead, so a report never has an empty feedback, and an
+    ``info`` finding of kind ``vlm_no_text`` says so.
     """
 
     name = "vlm"
@@ -510,7 +511,12 @@ class VLMFeedback:
         findings, rule_text = rules.write(photo, measures, scores, scene)
         grounding = grounding_from(scores, scene, findings) if self.grounded else None
         text = self.vlm.generate(photo, grounding, max_new_tokens=self.max_new_tokens)
-        return findings, text or rule_text
+        if text:
+            return findings, text
+        note = Finding("vlm_no_text", "info", "The VLM feedback writer produced no text, so the paragraph is the "
+                       "rule-based one", f"Check the model {self.model_dir}: an untrained base, or one fine-tuned on "
+                       "too little data, can stop at once.")
+        return [*findings, note], rule_text
 
 
 __all__ = [

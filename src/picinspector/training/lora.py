@@ -59,6 +59,7 @@ STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
+BAD_FILE = "bad_images.txt"
 
 #: Options that must match for a run to be resumed.
 _RESUME_KEYS = ("base", "rank", "alpha", "dropout", "target", "lr", "batch_size", "grad_accum", "image_size",
@@ -118,6 +119,10 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     tiles are padded with all-zero tiles, which Idefics3 drops."""
     import torch
 
+    errors = [e["error"] for e in examples if "error" in e]
+    examples = [e for e in examples if "error" not in e]
+    if not examples:
+        return {"errors": errors}
     length = max(len(e["input_ids"]) for e in examples)
     tiles = max(e["pixel_values"].shape[0] for e in examples)
     batch: dict[str, Any] = {}
@@ -135,6 +140,8 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     batch["pixel_values"] = torch.stack(pixels)
     if len(masks) == len(examples):
         batch["pixel_attention_mask"] = torch.stack(masks)
+    if errors:
+        batch["errors"] = errors
     return batch
 
 
@@ -168,19 +175,22 @@ class Grounder:
 _HEADER_CHECKED = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
-def _check_images(samples: Sequence[Any]) -> None:
-    """Refuse a dataset with missing or unreadable image files before minutes of model loading, naming
-    a few. Reading a file's header is cheap; a file that is cut short past its header still fails at
-    its first use, with its name."""
+def _check_images(samples: Sequence[Any]) -> dict[str, str]:
+    """Missing or unidentifiable image files (path -> reason), found before minutes of model loading.
+
+    Reading a file's header is cheap; a file that is cut short past its header is found when it is
+    first decoded, and skipped then. FileNotFoundError when no image at all is usable (a wrong
+    folder, most likely), naming a few.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    bad: list[str] = []
+    bad: dict[str, str] = {}
     for s in samples:
         if not isinstance(s.image, (str, os.PathLike)):
             continue
         path = os.fspath(s.image)
         if not os.path.isfile(path):
-            bad.append(f"{path} (does not exist)")
+            bad[path] = "does not exist"
             continue
         if os.path.splitext(path)[1].lower() not in _HEADER_CHECKED:
             continue  # RAW, HEIF and the like are left to the loader
@@ -188,11 +198,14 @@ def _check_images(samples: Sequence[Any]) -> None:
             with Image.open(path) as im:
                 im.verify()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            bad.append(f"{path} ({type(exc).__name__}: {exc})")
-    if bad:
-        shown = "; ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise FileNotFoundError(f"{len(bad)} of {len(samples)} images are missing or unreadable: {shown}; "
-                                "remove them from the captions file")
+            bad[path] = f"not a readable image ({type(exc).__name__}: {exc})"
+    usable = sum(not isinstance(s.image, (str, os.PathLike)) or os.fspath(s.image) not in bad for s in samples)
+    if not usable:
+        shown = "; ".join(f"{p} ({why})" for p, why in list(bad.items())[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise FileNotFoundError(f"none of the {len(samples)} images is usable: {shown}{more}; check the image "
+                                "paths in the captions file")
+    return bad
 
 
 def _instruction(sample: Any, default: str, grounding: Mapping[str, Any] | None) -> str:
@@ -213,7 +226,10 @@ class _Examples:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
-        image = _load_image(sample)
+        try:
+            image = _load_image(sample)
+        except PicInspectorError as exc:  # skipped and reported by the training loop; the run goes on
+            return {"error": (os.fspath(sample.image), str(exc))}
         grounding = self.grounder(sample, image) if self.grounder is not None else None
         return encode_example(self.processor, image, _instruction(sample, self.instruction, grounding),
                               sample.description, self.image_size)
@@ -336,6 +352,9 @@ class TrainResult:
         "finished", "max_steps".
     model : peft.PeftModel
         The trained model in memory (base frozen, adapters trained).
+    bad_images : dict
+        Photos that could not be read during this call (path -> reason), skipped; also listed in
+        ``bad_images.txt`` in the run folder.
     """
 
     run_dir: Path
@@ -346,6 +365,7 @@ class TrainResult:
     stopped: str
     model: Any = field(repr=False, default=None)
     processor: Any = field(repr=False, default=None)
+    bad_images: dict[str, str] = field(default_factory=dict)
 
 
 def _check_options(rank: int, alpha: float, dropout: float, target: str, lr: float, epochs: int, batch_size: int,
@@ -461,7 +481,8 @@ def train_vlm(samples: Sequence[Any], base: str | os.PathLike[str], out_dir: str
         Bad options, no samples, an empty description, or checkpoints in ``out_dir`` from a run with
         other options (pass ``resume=False`` or another folder).
     FileNotFoundError
-        Image files that do not exist (checked before anything is loaded).
+        Not one image is usable (checked before anything is loaded); single unreadable photos are
+        skipped and reported in ``TrainResult.bad_images`` and ``bad_images.txt``.
     picinspector.models.WeightsNotFound
         The base model cannot be found.
     """
@@ -478,7 +499,8 @@ def train_vlm(samples: Sequence[Any], base: str | os.PathLike[str], out_dir: str
     for i, sample in enumerate(samples):
         if not str(getattr(sample, "description", "") or "").strip():
             raise ValueError(f"sample {i} ({getattr(sample, 'image', '?')}) has an empty description")
-    _check_images(samples)
+    bad = _check_images(samples)  # unreadable photos: path -> reason; skipped, reported at the end
+    samples = [s for s in samples if not isinstance(s.image, (str, os.PathLike)) or os.fspath(s.image) not in bad]
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     if not resume and (out / CHECKPOINTS).exists():
@@ -557,16 +579,19 @@ def train_vlm(samples: Sequence[Any], base: str | os.PathLike[str], out_dir: str
                     group_len = min(grad_accum, n_batches - group_start)
                     if batch_index == group_start:
                         torch.manual_seed(_step_seed(seed, position.global_step))
-                    n_images = len(batch["input_ids"])
-                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                    loss = model(**batch, use_cache=False).loss
-                    (loss / group_len).backward()
-                    position.loss_sum += float(loss.detach())
-                    position.loss_batches += 1
+                    for path, why in batch.pop("errors", []):
+                        bad[path] = why
+                    n_images = len(batch["input_ids"]) if batch else 0
+                    if batch:  # a batch whose every photo was unreadable adds no gradient
+                        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                        loss = model(**batch, use_cache=False).loss
+                        (loss / group_len).backward()
+                        position.loss_sum += float(loss.detach())
+                        position.loss_batches += 1
                     batch_index += 1
                     bar.update(task, advance=n_images,
                                description=f"epoch {position.epoch + 1}/{epochs} "
-                                           f"loss {position.loss_sum / position.loss_batches:.3f}")
+                                           f"loss {position.loss_sum / max(1, position.loss_batches):.3f}")
                     if batch_index == group_start + group_len:
                         in_step = True
                         optimizer.step()
@@ -601,7 +626,10 @@ def train_vlm(samples: Sequence[Any], base: str | os.PathLike[str], out_dir: str
 
     model.eval()
     _export_run(model, processor, out, options, history, instruction)
-    return TrainResult(out, position.global_step, len(history), history, resumed_from, stopped, model, processor)
+    if bad:
+        (out / BAD_FILE).write_text("".join(f"{p}\t{why}\n" for p, why in sorted(bad.items())), encoding="utf-8")
+    return TrainResult(out, position.global_step, len(history), history, resumed_from, stopped, model, processor,
+                       bad_images=bad)
 
 
 def _common_prompt(samples: Sequence[Any]) -> str | None:
