@@ -475,7 +475,7 @@ def eval_(
 
 def _eval_vlm(a: dict[str, Any], err: Console) -> int:
     """``eval --engine vlm``: ROUGE-1/2/L and the contradiction rate of the generated feedback."""
-    from .datasets import DatasetError, load_captions
+    from .datasets import DatasetError, load_captions, subsample
     from .models import WeightsNotFound
     from .models._device import pick_device
 
@@ -492,11 +492,7 @@ def _eval_vlm(a: dict[str, Any], err: Console) -> int:
     except (DatasetError, WeightsNotFound, ValueError, OSError) as exc:
         err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
         return EXIT_USAGE
-    if a["limit"] is not None and len(samples) > a["limit"]:
-        import numpy as np
-
-        keep = sorted(np.random.default_rng(a["seed"]).choice(len(samples), a["limit"], replace=False))
-        samples = [samples[i] for i in keep]
+    samples = subsample(samples, a["limit"], a["seed"])
     modes = [True, False] if a["compare_grounding"] else [a["grounded"]]
     results = []
     try:
@@ -607,7 +603,7 @@ def _train_dinov2(a: dict[str, Any], err: Console) -> int:
 
 def _train_vlm(a: dict[str, Any], err: Console) -> int:
     """``train --engine vlm``: a LoRA adapter that teaches SmolVLM to write quality feedback."""
-    from .datasets import DatasetError, load_captions
+    from .datasets import DatasetError, load_captions, subsample
     from .models._device import pick_device
 
     if a["captions"] is None:
@@ -622,11 +618,7 @@ def _train_vlm(a: dict[str, Any], err: Console) -> int:
     except (DatasetError, OSError) as exc:
         err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
         return EXIT_USAGE
-    if a["limit"] is not None and len(samples) > a["limit"]:
-        import numpy as np
-
-        keep = sorted(np.random.default_rng(a["seed"]).choice(len(samples), a["limit"], replace=False))
-        samples = [samples[i] for i in keep]
+    samples = subsample(samples, a["limit"], a["seed"])
     device = str(pick_device(a["device"]))
     try:
         result = lora.train_vlm(samples, a["base"] or vlm_mod.DEFAULT_BASE, a["output"], rank=a["rank"], alpha=a["alpha"],
@@ -783,10 +775,7 @@ def captions_make(
             paths = [s.path for s in samples if os.path.isfile(s.path)] if samples is not None else iter_inputs([dataset])
         except ValueError as exc:
             raise _usage(str(exc), "--dataset") from None
-        if limit is not None and len(paths) > limit:
-            import numpy as np
-
-            paths = [paths[i] for i in sorted(np.random.default_rng(seed).choice(len(paths), limit, replace=False))]
+        paths = subsample(paths, limit, seed)
         captions, errors = captions_from_measures(paths, seed=seed, jobs=jobs)
         for row in errors:
             err.print(Text(f"{row['path']}: {row['error']['message']} ({row['error']['kind']})", style="red"),
