@@ -1,4 +1,4 @@
-"""Tests of the peer benchmark's own code (not collected by the main suite; run with
+"""Tests of the peer benchmark's own code (part of the main suite; alone:
 ``.venv/bin/python -m pytest bench/peers -q``). The BRISQUE and PIQE tests skip when the peers are not
 installed (``make bench-peers`` installs them)."""
 
