@@ -407,3 +407,24 @@ def test_random_backbones_have_the_published_sizes():
                                                                        "vit-l14": 1024}
     with pytest.raises(ValueError, match="unknown backbone size"):
         load_backbone("random:vit-x")
+
+
+def test_worker_processes_load_the_model_and_the_parent_does_not(run_dir, spaq):
+    """With -j 2 the parent only checks the options (reads config.json): the weights load in the workers."""
+    from picinspector.batch import iter_rows
+    from picinspector.models import dinov2 as dinov2_module
+    from picinspector.pipeline import check_options
+
+    dinov2_module._cached_model.cache_clear()
+    photos = [str(spaq / "TestImage" / f"{i:05d}.jpg") for i in range(3)]
+    rows = list(iter_rows(photos, jobs=2, inspector_options={"engine": "dinov2", "model": str(run_dir),
+                                                              "device": "cpu"}))
+    assert [r["path"] for r in rows] == photos and all(r["engine"] == "dinov2" for r in rows)
+    assert dinov2_module._cached_model.cache_info().currsize == 0
+    one = Inspector(engine="dinov2", model=str(run_dir), device="cpu").analyze(photos[1]).to_dict()
+    assert rows[1]["scores"] == one["scores"]
+    # the check raises what building would raise
+    with pytest.raises(WeightsNotFound, match="lacks config.json"):
+        check_options(engine="dinov2", model=str(spaq))
+    with pytest.raises(ValueError, match="crops must be >= 1"):
+        check_options(engine="dinov2", model=str(run_dir), crops=0)

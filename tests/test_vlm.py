@@ -430,3 +430,13 @@ def test_evaluation_skips_unreadable_photos_and_names_them(run, samples, tmp_pat
     assert [f["image"] for f in summary["failed"]] == [str(tmp_path / "text.png")]
     assert summary["failed"][0]["kind"] == "not_an_image" and "text.png" in summary["failed"][0]["message"]
     assert str(tmp_path / "text.png") not in [r["image"] for r in rows]
+
+
+def test_option_check_loads_nothing_and_fails_like_loading(run, tmp_path):
+    from picinspector.pipeline import check_options
+
+    check_options(feedback="vlm", feedback_options={"model_dir": str(run.run_dir), "device": "cpu"})
+    with pytest.raises(WeightsNotFound, match="not a folder"):
+        check_options(feedback="vlm", feedback_options={"model_dir": str(tmp_path / "nothing/here/x")})
+    with pytest.raises(ValueError, match="needs a model"):
+        check_options(feedback="vlm")

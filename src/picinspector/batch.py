@@ -420,16 +420,20 @@ def iter_rows(paths: Sequence[str], *, jobs: int = 1, inspector_options: Any = N
     RuntimeError
         While iterating: the worker processes could not start.
     """
-    from .pipeline import Inspector
+    from .pipeline import Inspector, check_options
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    parallel = jobs > 1 and len(paths) > 1
     if isinstance(inspector_options, Inspector):  # an inspector already built: workers build its twin
         inspector, options = inspector_options, dict(inspector_options.options)
     else:
         options = dict(inspector_options or {})
-        inspector = Inspector(**options)  # validates the options now, with a clear error
-    if jobs == 1 or len(paths) <= 1:
+        if parallel:  # the workers build the inspectors; here the options are only checked (no model loads)
+            check_options(**options)
+        else:
+            inspector = Inspector(**options)  # validates the options now, with a clear error
+    if not parallel:
         return (_analyse_one(path, inspector) for path in paths)
     return _pool_rows(list(paths), jobs, options)
 

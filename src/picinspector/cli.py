@@ -226,13 +226,17 @@ def _deep_modules(err: Console, extra: str, *names: str) -> list[Any] | None:
         return None
 
 
-def _inspector_or_exit(options: dict[str, Any], err: Console) -> Any:
+def _inspector_or_exit(options: dict[str, Any], err: Console, parallel: bool = False) -> Any:
     """An `Inspector` built once here, so that a model loads once and a missing model, missing weights
-    or missing deep extras end with one clear line (exit 2) instead of a traceback."""
+    or missing deep extras end with one clear line (exit 2) instead of a traceback. With ``parallel``
+    (worker processes will each build one) the options are only checked, and returned as they are."""
     from .models import WeightsNotFound
-    from .pipeline import Inspector
+    from .pipeline import Inspector, check_options
 
     try:
+        if parallel:
+            check_options(**options)
+            return options
         return Inspector(**options)
     except (ValueError, WeightsNotFound, ImportError) as exc:
         err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
@@ -294,7 +298,7 @@ def analyze(
     err = Console(stderr=True)
     options = _inspector_or_exit({"engine": engine, "feedback": feedback, "native_detail": native_detail,
                                   **engine_options, **({"feedback_options": feedback_options} if feedback_options
-                                                       else {})}, err)
+                                                       else {})}, err, parallel=jobs > 1 and len(inputs) > 1)
     if output is not None:
         try:
             summary = run_batch(inputs, output, jobs=jobs, inspector_options=options,
@@ -450,7 +454,8 @@ def eval_(
         raise typer.Exit(EXIT_USAGE) from None
     samples = subsample(samples, limit, seed)
     try:
-        result = evaluate(samples, _inspector_or_exit({"engine": engine, **engine_options}, err), jobs=jobs,
+        result = evaluate(samples, _inspector_or_exit({"engine": engine, **engine_options}, err,
+                                                      parallel=jobs > 1 and len(samples) > 1), jobs=jobs,
                           progress=not no_progress and not json_out,
                           predictions_out=output)
     except KeyboardInterrupt:

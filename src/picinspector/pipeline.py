@@ -11,7 +11,7 @@ from PIL import Image
 
 from ._version import __version__
 from .errors import AnalysisError, PicInspectorError
-from .feedback import FEEDBACK_WRITERS
+from .feedback import FEEDBACK_CHECKS, FEEDBACK_WRITERS
 from .io import MAX_PIXELS, Photo, load_photo
 from .measures import measure_all
 from .report import Finding, Report, SceneResult
@@ -44,9 +44,40 @@ def _dinov2(**options: Any) -> Engine:
     return Dinov2Engine(**options)
 
 
+def _check_dinov2(**options: Any) -> None:
+    from .models.dinov2 import Dinov2Engine
+
+    Dinov2Engine.check(**options)
+
+
 #: Engines by name. A factory takes the engine's own options and returns an `Engine`; deep engines
 #: import their heavy dependencies inside their factory, so importing picinspector stays light.
 ENGINES: dict[str, Callable[..., Engine]] = {"classic": _classic, "dinov2": _dinov2}
+
+#: Engines whose factory loads a model: name -> a cheap check of the same options (raises what the
+#: factory would raise, loads no weights). Others are checked by building them.
+ENGINE_CHECKS: dict[str, Callable[..., None]] = {"dinov2": _check_dinov2}
+
+
+def check_options(engine: str = "classic", feedback: str = "rules", *, native_detail: bool = False,
+                  max_pixels: int = MAX_PIXELS, threads: int | None = None,
+                  feedback_options: dict[str, Any] | None = None, **engine_options: Any) -> None:
+    """Validate `Inspector` options without loading any model: what the parent of worker processes
+    does, so that a deep model is loaded once per worker and not once more in the parent.
+
+    Raises
+    ------
+    ValueError, ImportError, picinspector.models.WeightsNotFound
+        As building the `Inspector` would.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
+    if feedback not in FEEDBACK_WRITERS:
+        raise ValueError(f"unknown feedback writer {feedback!r}; choose from {sorted(FEEDBACK_WRITERS)}")
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads!r}")
+    ENGINE_CHECKS.get(engine, ENGINES[engine])(**engine_options)
+    FEEDBACK_CHECKS.get(feedback, FEEDBACK_WRITERS[feedback])(**(feedback_options or {}))
 
 
 class Inspector:

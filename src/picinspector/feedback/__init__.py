@@ -17,7 +17,8 @@ def _rules(**options: Any) -> Callable:
     return rules.write
 
 
-def _vlm(**options: Any) -> Callable:
+def _vlm_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options with the device resolved; ImportError with the install hint without the vlm extra."""
     if options.get("model_dir") is None:
         raise ValueError("the vlm feedback writer needs a model: --vlm-model RUN_DIR (a folder made by "
                          "`picinspector train --engine vlm`, or a merged export)")
@@ -29,12 +30,27 @@ def _vlm(**options: Any) -> Callable:
                           "torch==2.13.0 (CPU build; or the build for your GPU), then pip install "
                           "\"picinspector[vlm]\"") from exc
     from ..models._device import pick_device
+
+    return {**options, "device": str(pick_device(options.get("device", "auto")))}
+
+
+def _vlm(**options: Any) -> Callable:
     from ..models.vlm import VLMFeedback
 
-    return VLMFeedback(**{**options, "device": str(pick_device(options.get("device", "auto")))})
+    return VLMFeedback(**_vlm_options(options))
+
+
+def _check_vlm(**options: Any) -> None:
+    from ..models.vlm import VLMFeedback
+
+    VLMFeedback.check(**_vlm_options(options))
 
 
 #: Writer name -> factory(**options) -> writer.
 FEEDBACK_WRITERS: dict[str, Callable[..., Callable]] = {"rules": _rules, "vlm": _vlm}
 
-__all__ = ["FEEDBACK_WRITERS", "rules"]
+#: Writers whose factory loads a model: name -> a cheap check of the same options (raises what the
+#: factory would raise, loads nothing). Others are checked by building them.
+FEEDBACK_CHECKS: dict[str, Callable[..., None]] = {"vlm": _check_vlm}
+
+__all__ = ["FEEDBACK_CHECKS", "FEEDBACK_WRITERS", "rules"]

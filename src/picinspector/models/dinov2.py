@@ -442,11 +442,22 @@ class Dinov2Engine:
 
     name = "dinov2"
 
-    def __init__(self, model: str | os.PathLike[str] | None = None, device: str = "auto",
-                 crops: int | None = None, bf16: bool = False) -> None:
+    @staticmethod
+    def check(model: str | os.PathLike[str] | None = None, device: str = "auto", crops: int | None = None,
+              bf16: bool = False) -> None:
+        """Validate the options without loading the weights (what a parent of worker processes does):
+        the same errors as the constructor for a missing model, a folder that is not one, or bad crops."""
         if model is None:
             raise ValueError("the dinov2 engine needs a trained model: --model RUN_DIR (a folder made by "
                              "`picinspector train --engine dinov2`)")
+        read_config(model)
+        pick_device(device)
+        if crops is not None and int(crops) < 1:
+            raise ValueError(f"crops must be >= 1, got {crops!r}")
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, device: str = "auto",
+                 crops: int | None = None, bf16: bool = False) -> None:
+        self.check(model, device, crops, bf16)
         folder = Path(model).expanduser().resolve()
         self.device = pick_device(device)
         weights = folder / WEIGHTS_FILE
@@ -454,8 +465,6 @@ class Dinov2Engine:
                                                 str(self.device))
         self.folder = folder
         self.crops = self.config.preprocess.crops if crops is None else int(crops)
-        if self.crops < 1:
-            raise ValueError(f"crops must be >= 1, got {crops!r}")
         self.bf16 = bool(bf16)
         self._classic: Any = None
 

@@ -495,6 +495,30 @@ class VLMFeedback:
 
     name = "vlm"
 
+    @staticmethod
+    def check(model_dir: str | os.PathLike[str], grounded: bool | None = True, max_new_tokens: int = 96,
+              device: str = "cpu", dtype: Any = None) -> None:
+        """Validate the options without loading the model (what a parent of worker processes does): the
+        settings file is ours and the base weights resolve (downloading them once, when allowed, so
+        that the workers find them in the cache)."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        path = Path(model_dir).expanduser()
+        settings = read_settings(path) if path.is_dir() else None
+        if path.is_dir() and is_run_dir(path):
+            base = (settings or {}).get("base") or json.loads(
+                (path / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+            if not base:
+                raise ValueError(f"{path}: a LoRA adapter without {SETTINGS_FILE} and without a base model name")
+            try:
+                resolve_weights(base, what="VLM base model", files=BASE_FILES, download_hint=DEFAULT_BASE)
+            except WeightsNotFound as exc:
+                raise WeightsNotFound(f"the run folder {path} is a LoRA adapter on the base model {base!r}, which is "
+                                      f"needed too: {exc}") from None
+        else:
+            resolve_weights(model_dir, what="VLM base model", files=BASE_FILES,
+                            download_hint=DEFAULT_BASE if _is_folder_name(model_dir) else None)
+
     def __init__(self, model_dir: str | os.PathLike[str], grounded: bool | None = True, max_new_tokens: int = 96,
                  device: str = "cpu", dtype: Any = None) -> None:
         if max_new_tokens < 1:
