@@ -478,26 +478,39 @@ def eval_(
         raise typer.Exit(EXIT_ALL_FAILED)
 
 
+def _vlm_setup(a: dict[str, Any], err: Console) -> tuple[Any, Any, list[Any]] | None:
+    """The vlm modules and the captions of ``--captions`` (a seeded ``--limit`` subset); None after
+    printing the reason when the vlm extra is missing or the captions cannot be read."""
+    from .datasets import DatasetError, load_captions, subsample
+
+    modules = _deep_modules(err, "vlm", "models.vlm", "training.lora")
+    if modules is None:
+        return None
+    try:
+        samples = load_captions(a["captions"])
+    except (DatasetError, OSError) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        return None
+    return modules[0], modules[1], subsample(samples, a["limit"], a["seed"])
+
+
 def _eval_vlm(a: dict[str, Any], err: Console) -> int:
     """``eval --engine vlm``: ROUGE-1/2/L and the contradiction rate of the generated feedback."""
-    from .datasets import DatasetError, load_captions, subsample
     from .models import WeightsNotFound
     from .models._device import pick_device
 
     for flag, key in (("--captions", "captions"), ("--model", "model")):
         if a[key] is None:
             raise _usage(f"eval --engine vlm needs {flag}", flag)
-    modules = _deep_modules(err, "vlm", "models.vlm", "training.lora")
-    if modules is None:
+    setup = _vlm_setup(a, err)
+    if setup is None:
         return EXIT_USAGE
-    vlm_mod, lora = modules
+    vlm_mod, lora, samples = setup
     try:
-        samples = load_captions(a["captions"])
         vlm = vlm_mod.load_vlm(a["model"], device=str(pick_device(a["device"])))
-    except (DatasetError, WeightsNotFound, ValueError, OSError) as exc:
+    except (WeightsNotFound, ValueError, OSError) as exc:
         err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
         return EXIT_USAGE
-    samples = subsample(samples, a["limit"], a["seed"])
     modes = [True, False] if a["compare_grounding"] else [a["grounded"]]
     results = []
     try:
@@ -608,22 +621,16 @@ def _train_dinov2(a: dict[str, Any], err: Console) -> int:
 
 def _train_vlm(a: dict[str, Any], err: Console) -> int:
     """``train --engine vlm``: a LoRA adapter that teaches SmolVLM to write quality feedback."""
-    from .datasets import DatasetError, load_captions, subsample
+    from .datasets import DatasetError
     from .models._device import pick_device
 
     if a["captions"] is None:
         raise _usage("train --engine vlm needs --captions FILE (make one with `picinspector captions make`)",
                      "--captions")
-    modules = _deep_modules(err, "vlm", "models.vlm", "training.lora")
-    if modules is None:
+    setup = _vlm_setup(a, err)
+    if setup is None:
         return EXIT_USAGE
-    vlm_mod, lora = modules
-    try:
-        samples = load_captions(a["captions"])
-    except (DatasetError, OSError) as exc:
-        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
-        return EXIT_USAGE
-    samples = subsample(samples, a["limit"], a["seed"])
+    vlm_mod, lora, samples = setup
     device = str(pick_device(a["device"]))
     try:
         result = lora.train_vlm(samples, a["base"] or vlm_mod.DEFAULT_BASE, a["output"], rank=a["rank"], alpha=a["alpha"],
