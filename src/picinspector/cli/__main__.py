@@ -1,0 +1,5 @@
+"""``python -m picinspector.cli``."""
+
+from . import main
+
+main()

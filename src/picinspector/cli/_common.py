@@ -1,0 +1,113 @@
+"""What several commands share: usage errors, engine and writer options, deep-extra imports, building an inspector."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from ._app import EXIT_USAGE
+
+
+def _usage(message: str, param: str | None = None) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint=param)
+
+
+# Engine options shared by `analyze` and `eval` (declared once).
+QualityModelOpt = Annotated[Optional[str], typer.Option(
+    "--quality-model", metavar="FILE.npz",
+    help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", metavar="RUN_DIR", help="dinov2 engine (and eval --engine vlm): a trained model, i.e. a `train` "
+                                       "run folder.")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    "--device", help="dinov2 engine and vlm writer: auto (default), cpu, cuda, cuda:1, mps.")]
+CropsOpt = Annotated[Optional[int], typer.Option(
+    "--crops", min=1, help="dinov2 engine: test-time crops per photo (default: the model's own, 3).")]
+Bf16Opt = Annotated[Optional[bool], typer.Option(
+    "--bf16", help="dinov2 engine: bfloat16 autocast (faster on CPUs and GPUs with bf16).")]
+
+
+#: Which command-line options each engine takes: engine -> {engine keyword: flag}.
+_ENGINE_FLAGS: dict[str, dict[str, str]] = {
+    "classic": {"quality_model": "--quality-model"},
+    "dinov2": {"model": "--model", "device": "--device", "crops": "--crops", "bf16": "--bf16"},
+}
+
+
+def _engine_options(engine: str, **given: Any) -> dict[str, Any]:
+    """The engine keyword arguments among ``given`` (None = not given); a usage error for a flag the
+    engine does not take, or a missing ``--model`` for a trained engine."""
+    from ..pipeline import ENGINES
+
+    if engine not in ENGINES:
+        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(sorted(ENGINES))}", "--engine")
+    takes = _ENGINE_FLAGS.get(engine, {})
+    for name, value in given.items():
+        if value is not None and name not in takes:
+            owner = next((e for e, flags in _ENGINE_FLAGS.items() if name in flags), "another")
+            flag = next((f[name] for f in _ENGINE_FLAGS.values() if name in f), name)
+            raise _usage(f"{flag} applies to the {owner} engine, not {engine}", flag)
+    if "model" in takes and given.get("model") is None:
+        raise _usage(f"the {engine} engine needs --model RUN_DIR (a folder made by `picinspector train --engine "
+                     f"{engine}`)", "--model")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _feedback_options(feedback: str, vlm_model: str | None, grounded: bool | None,
+                      device: str | None) -> dict[str, Any]:
+    """The feedback writer's options; a usage error for vlm flags without ``--feedback vlm``."""
+    from ..feedback import FEEDBACK_WRITERS
+
+    if feedback not in FEEDBACK_WRITERS:
+        raise _usage(f"unknown feedback writer {feedback!r}; choose from {', '.join(sorted(FEEDBACK_WRITERS))}",
+                     "--feedback")
+    if feedback != "vlm":
+        for flag, value in (("--vlm-model", vlm_model), ("--grounded/--no-grounded", grounded)):
+            if value is not None:
+                raise _usage(f"{flag} applies to --feedback vlm", flag)
+        return {}
+    if vlm_model is None:
+        raise _usage("--feedback vlm needs --vlm-model RUN_DIR (a `train --engine vlm` run folder or a merged "
+                     "export)", "--vlm-model")
+    return {"model_dir": vlm_model, "grounded": grounded, **({"device": device} if device else {})}
+
+
+#: What each deep extra must make importable (the deep modules import some of these lazily).
+_EXTRA_PACKAGES = {"deep": ("torch", "transformers", "safetensors"),
+                   "vlm": ("torch", "transformers", "safetensors", "peft")}
+
+
+def _deep_modules(err: Console, extra: str, *names: str) -> list[Any] | None:
+    """Import ``picinspector`` submodules that need a deep extra; None (after printing how to install
+    it) when torch, transformers, safetensors or peft is missing."""
+    import importlib
+
+    try:
+        for package in _EXTRA_PACKAGES[extra]:
+            importlib.import_module(package)
+        return [importlib.import_module(f"picinspector.{name}") for name in names]
+    except ImportError as exc:
+        err.print(Text(f"Error: {exc}. Install PyTorch first (pip install torch==2.13.0 for the CPU, or the build "
+                       f"for your CUDA), then pip install \"picinspector[{extra}]\"", style="red"), soft_wrap=True)
+        return None
+
+
+def _inspector_or_exit(options: dict[str, Any], err: Console, parallel: bool = False) -> Any:
+    """An `Inspector` built once here, so that a model loads once and a missing model, missing weights
+    or missing deep extras end with one clear line (exit 2) instead of a traceback. With ``parallel``
+    (worker processes will each build one) the options are only checked, and returned as they are."""
+    from ..models import WeightsNotFound
+    from ..pipeline import Inspector, check_options
+
+    try:
+        if parallel:
+            check_options(**options)
+            return options
+        return Inspector(**options)
+    except (ValueError, WeightsNotFound, ImportError) as exc:
+        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+

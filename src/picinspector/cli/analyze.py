@@ -1,0 +1,144 @@
+"""``picinspector analyze``: panels, JSON lines, or a resumable batch file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from contextlib import closing
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, app
+from ._common import (
+    _ENGINE_FLAGS,
+    Bf16Opt,
+    CropsOpt,
+    DeviceOpt,
+    ModelOpt,
+    QualityModelOpt,
+    _engine_options,
+    _feedback_options,
+    _inspector_or_exit,
+    _usage,
+)
+from ._render import render_report
+
+
+@app.command()
+def analyze(
+    path: Annotated[list[str], typer.Argument(
+        help="Image files, folders (searched recursively) or quoted glob patterns.",
+        show_default=False)],
+    json_lines: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object per image per line on stdout (without -o).")] = False,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", metavar="FILE",
+        help="Write a .jsonl or .csv file, with a progress bar; rerunning resumes where it stopped.")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
+    engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    quality_model: QualityModelOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    crops: CropsOpt = None,
+    bf16: Bf16Opt = None,
+    feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer: rules, or vlm (neural).")] = "rules",
+    vlm_model: Annotated[Optional[str], typer.Option(
+        "--vlm-model", metavar="RUN_DIR", help="--feedback vlm: a `train --engine vlm` run folder (or merged export).")
+    ] = None,
+    grounded: Annotated[Optional[bool], typer.Option(
+        "--grounded/--no-grounded", help="--feedback vlm: put the measured scores and findings into the prompt "
+                                         "(default: as the model was trained).")] = None,
+    native_detail: Annotated[bool, typer.Option(
+        "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")] = False,
+    retry_errors: Annotated[bool, typer.Option(
+        "--retry-errors", help="With -o: analyse again the images that failed in a previous run.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (with -o).")] = False,
+) -> None:
+    """Analyse photos: scores, scene, findings and feedback."""
+    from ..batch import iter_inputs, run_batch, writer_for
+
+    feedback_options = _feedback_options(feedback, vlm_model, grounded, device)
+    # --device goes to the engine when it takes one; else to the vlm writer (an error when neither does)
+    engine_device = device if "device" in _ENGINE_FLAGS.get(engine, {}) or not feedback_options else None
+    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=engine_device,
+                                     crops=crops, bf16=bf16)
+    if output is not None:
+        try:
+            writer_for(output)
+        except ValueError as exc:
+            raise _usage(str(exc), "-o/--output") from None
+    elif retry_errors:
+        raise _usage("--retry-errors needs -o FILE (the file whose error rows to redo)", "--retry-errors")
+    try:
+        inputs = iter_inputs(path)
+    except ValueError as exc:
+        raise _usage(str(exc), "PATH") from None
+    if not inputs:
+        raise _usage(f"no images found in {' '.join(path)}", "PATH")
+
+    err = Console(stderr=True)
+    options = _inspector_or_exit({"engine": engine, "feedback": feedback, "native_detail": native_detail,
+                                  **engine_options, **({"feedback_options": feedback_options} if feedback_options
+                                                       else {})}, err, parallel=jobs > 1 and len(inputs) > 1)
+    if output is not None:
+        try:
+            summary = run_batch(inputs, output, jobs=jobs, inspector_options=options,
+                                retry_errors=retry_errors, progress=not no_progress)
+        except ValueError as exc:
+            raise _usage(str(exc), "-o/--output") from None
+        line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed "
+                f"-> {summary.output}")
+        if summary.interrupted:
+            err.print(Text(f"Interrupted: {line}", style="yellow"), soft_wrap=True)
+            err.print(Text("Run the same command again to resume: "
+                           + shlex.join(["picinspector", *sys.argv[1:]] if sys.argv[1:] else ["picinspector"]),
+                           style="yellow"), soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        err.print(Text(line, style="bold"), soft_wrap=True)
+        if summary.analysed == 0 and summary.skipped == 0:  # every image failed, none was done before
+            raise typer.Exit(EXIT_ALL_FAILED)
+        return
+
+    raise typer.Exit(_stream(inputs, jobs, options, json_lines, err))
+
+
+def _stream(inputs: list[str], jobs: int, options: Any, json_lines: bool, err: Console) -> int:
+    """Analyse and print each image as it finishes (JSON lines or panels); returns the exit code."""
+    from ..batch import iter_rows
+
+    try:
+        rows = iter_rows(inputs, jobs=jobs, inspector_options=options)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    out = Console(highlight=False)
+    analysed = failed = 0
+    try:
+        with closing(rows):
+            for row in rows:
+                error = row.get("error")
+                if error is None:
+                    analysed += 1
+                else:
+                    failed += 1
+                if json_lines:
+                    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
+                elif error is None:
+                    out.print(render_report(row, width=min(out.width, 100)))
+                if error is not None:
+                    err.print(Text(f"{row.get('path')}: {error.get('message')} ({error.get('kind')})",
+                                   style="red"), soft_wrap=True)
+    except KeyboardInterrupt:
+        err.print(Text(f"Interrupted after {analysed + failed} of {len(inputs)} images.", style="yellow"),
+                  soft_wrap=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `picinspector analyze DIR --json | head -1`: the reader has gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit does not fail again
+        return EXIT_OK if analysed else EXIT_ALL_FAILED
+    return EXIT_OK if analysed else EXIT_ALL_FAILED
