@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test bench bench-speed bench-distortions bench-deep clean
 
@@ -12,8 +13,15 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PY) -m pip install --quiet -c constraints/cpu.txt -e ".[dev,deep,vlm]"
 	touch $(STAMP)
 
+# The demo installs only what it shows: the core package and the sample photos' packages (no torch).
+$(DEMO_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[samples]"
+	touch $(DEMO_STAMP)
+
 ## make demo: analyse the sample photos (real photos shipped by scikit-image, scikit-learn, matplotlib)
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(PY) -m picinspector samples out/samples
 	$(VENV)/bin/picinspector analyze out/samples/astronaut.jpg out/samples/china_motion_blur.jpg out/samples/china_noisy.jpg
 	$(VENV)/bin/picinspector analyze out/samples -o out/demo.jsonl
