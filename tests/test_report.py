@@ -254,7 +254,7 @@ def test_assets_mode_writes_files_beside_the_page(tmp_path, results, shoot, monk
     out = tmp_path / "report.html"
     summary = build_report(read_results(results), out, assets_dir=tmp_path / "report_assets", overlays=True)
     text = out.read_text(encoding="utf-8")
-    assert "data:image" not in text
+    assert "data:image/jpeg" not in text and "data:image/png" not in text
     data = _page_data(text)
     files = set()
     for card in (r for r in data["rows"] if "error" not in r):

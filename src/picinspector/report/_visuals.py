@@ -56,7 +56,7 @@ class PhotoView:
         """The ``view`` object a card reads, with the thumbnail and mask at ``urls["thumb"]`` and
         ``urls.get("clip")`` (data URIs or file names)."""
         return {"thumb": urls["thumb"], "w": self.width, "h": self.height, "clip": urls.get("clip"),
-                "focus": self.focus}
+                "focus": self.focus, "checked": self.focus is not None}
 
 
 def thumb_size(width: int, height: int, long_side: int = THUMB_LONG_SIDE) -> tuple[int, int]:

@@ -28,7 +28,9 @@ log = logging.getLogger("picinspector.server")
 
 #: The web page's strict policy: scripts and styles only from this server, images from it or data:.
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+            "connect-src 'self'; base-uri 'none'; form-action 'none'")
+#: Sent as a header only (a meta tag cannot carry it): no other site may frame the page.
+HEADER_CSP = PAGE_CSP + "; frame-ancestors 'none'"
 
 #: Files under /assets/: the report's card scripts and styles, and the upload script.
 _ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -248,7 +250,7 @@ def create_app(settings: ServerSettings | None = None, inspector: Any = None) ->
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
+        return HTMLResponse(page, headers={"Content-Security-Policy": HEADER_CSP, "X-Content-Type-Options": "nosniff",
                                            "Referrer-Policy": "no-referrer"})
 
     @app.get("/assets/{name}", include_in_schema=False)

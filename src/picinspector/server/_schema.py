@@ -52,6 +52,7 @@ class View(BaseModel):
     clip: Optional[str] = Field(None, description="data: URL of a PNG mask: red clipped highlights, blue crushed "
                                                   "shadows; null when there are none")
     focus: Optional[dict[str, Any]] = Field(None, description="{rows, cols, grid}: focus 0-1 per tile, null = flat")
+    checked: bool = Field(description="The overlays were computed (so a null clip means nothing is clipped)")
 
 
 class ResultRow(BaseModel):

@@ -6,7 +6,8 @@
  *
  * A card is built from one result row (the `analyze --json` schema) plus, optionally, `row.view`:
  *   {thumb: URL, w, h, clip: URL of a PNG mask (red = clipped highlights, blue = crushed shadows),
- *    focus: {rows, cols, grid: [[0-1 or null]]}, href: link to the original photo}
+ *    focus: {rows, cols, grid: [[0-1 or null]]}, checked: overlays computed, href: link to the original,
+ *    missing: why there is no thumbnail}
  *
  * Extension points (for later features such as burst groups):
  *   PicInspector.badges.push(function (row) { return element or null; })   // per-card badges
@@ -108,14 +109,15 @@
   /** The radar chart of the six scores: six axes from the centre, rings at 25/50/75/100. */
   function radar(scores, opts) {
     opts = opts || {};
-    var size = opts.size || 220, r = size * 0.32, cx = size / 2, cy = size / 2 + 4;
+    // wide enough for "colorfulness 100" beside the left and right axes at 11 px
+    var width = 320, height = 210, r = 68, cx = width / 2, cy = height / 2 + 2;
     var names = PI.SCORES, n = names.length;
     function point(i, value) {
       var a = -Math.PI / 2 + (2 * Math.PI * i) / n;
       var k = Math.max(0, Math.min(100, value)) / 100;
       return [cx + r * k * Math.cos(a), cy + r * k * Math.sin(a)];
     }
-    var root = svg("svg", {"class": "radar", viewBox: "0 0 " + size + " " + (size + 8), role: "img",
+    var root = svg("svg", {"class": "radar", viewBox: "0 0 " + width + " " + height, role: "img",
                            "aria-label": "Radar chart of the six scores"});
     root.appendChild(svg("title", {text: names.map(function (k) {
       return label(k) + " " + fmt(scores[k], 1); }).join(", ")}));
@@ -135,9 +137,9 @@
       var p = point(i, isNum(scores[name]) ? scores[name] : 0);
       root.appendChild(svg("circle", {"class": "radar-dot band-" + band(scores[name]), cx: p[0], cy: p[1], r: 2.6}));
       var a = -Math.PI / 2 + (2 * Math.PI * i) / n;
-      var lx = cx + (r + 14) * Math.cos(a), ly = cy + (r + 14) * Math.sin(a);
+      var lx = cx + (r + 8) * Math.cos(a), ly = cy + (r + 8) * Math.sin(a);
       var anchor = Math.abs(Math.cos(a)) < 0.2 ? "middle" : Math.cos(a) > 0 ? "start" : "end";
-      var text = svg("text", {"class": "radar-label", x: lx, y: ly + (Math.sin(a) > 0.5 ? 8 : Math.sin(a) < -0.5 ? -2 : 3),
+      var text = svg("text", {"class": "radar-label", x: lx, y: ly + (Math.sin(a) > 0.5 ? 10 : Math.sin(a) < -0.5 ? -3 : 4),
                               "text-anchor": anchor});
       text.appendChild(svg("tspan", {text: label(name) + " "}));
       text.appendChild(svg("tspan", {"class": "radar-value band-" + band(scores[name]), text: fmt(scores[name])}));
@@ -149,7 +151,7 @@
   /** Horizontal bars: items = [{label, value (0-1 or a count), key, highlight}], max = the full length. */
   function bars(items, opts) {
     opts = opts || {};
-    var rowH = opts.rowHeight || 15, labelW = opts.labelWidth || 72, barW = opts.barWidth || 120, valueW = 40;
+    var rowH = opts.rowHeight || 15, labelW = opts.labelWidth || 62, barW = opts.barWidth || 84, valueW = 30;
     var width = labelW + barW + valueW, height = items.length * rowH + 2;
     var max = opts.max || Math.max.apply(null, items.map(function (it) { return it.value || 0; }).concat([1e-9]));
     var root = svg("svg", {"class": "bars " + (opts.className || ""), viewBox: "0 0 " + width + " " + height,
@@ -257,6 +259,9 @@
     if (view.clip) {
       frame.appendChild(el("img", {"class": "overlay overlay-clip", src: view.clip, alt: "", "aria-hidden": "true"}));
       tools.push(toggleButton("Clipping", "clip", figure, "Red: clipped highlights; blue: crushed shadows"));
+    } else if (view.checked) {
+      tools.push(el("button", {type: "button", "class": "toggle clip", disabled: true,
+                               title: "No clipped highlights or crushed shadows", text: "No clipping"}));
     }
     figure.appendChild(frame);
     if (tools.length) {
