@@ -67,12 +67,13 @@ def _shown(driver) -> list:
 
 
 def _render_all(driver) -> None:
-    """Scroll through the page so that every card is filled (cards are built as they near the view)."""
-    height = driver.execute_script("return document.body.scrollHeight")
-    for y in range(0, height + 1000, 700):
-        driver.execute_script("window.scrollTo(0, arguments[0])", y)
+    """Scroll as a person would until every shown card is filled (cards are built as they near the view)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 60, poll_frequency=0.1).until(lambda d: d.execute_script(
+        "const left = document.querySelectorAll('#gallery > .card.shell:not([hidden])');"
+        "if (left.length) left[0].scrollIntoView(); return left.length === 0;"))
     driver.execute_script("window.scrollTo(0, 0)")
-    time.sleep(0.2)
 
 
 def _names(driver) -> list[str]:

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from picinspector.cli import app
 from picinspector.io import photo_from_array
 from picinspector.report._results import read_results
-from picinspector.report._visuals import clipping_mask, fine_focus_map, photo_view, thumb_size
+from picinspector.report._visuals import THUMB_FORMAT, clipping_mask, fine_focus_map, photo_view, thumb_size
 from picinspector.report.html import build_report, card_row
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -141,7 +141,7 @@ def test_photo_view_encodes_a_thumbnail_and_a_mask_that_decode():
     rgb = np.zeros((300, 600, 3), np.float32) + np.linspace(0, 1, 600, dtype=np.float32)[None, :, None]
     view = photo_view(photo_from_array(rgb), long_side=200)
     thumb = Image.open(io.BytesIO(view.thumb))
-    assert thumb.format == "JPEG" and thumb.size == (200, 100) == (view.width, view.height)
+    assert thumb.format == THUMB_FORMAT[0] and thumb.size == (200, 100) == (view.width, view.height)
     mask = Image.open(io.BytesIO(view.clip))
     assert mask.format == "PNG" and mask.size == (200, 100)
     rgba = np.asarray(mask.convert("RGBA"))
@@ -228,7 +228,7 @@ def test_report_is_self_contained_and_carries_every_row(tmp_path, results, shoot
     for card in cards:
         view = card["view"]
         head, b64 = view["thumb"].split(",", 1)
-        assert head == "data:image/jpeg;base64"
+        assert head == f"data:{THUMB_FORMAT[1]};base64"
         assert Image.open(io.BytesIO(base64.b64decode(b64))).size == (view["w"], view["h"])
         assert view["focus"]["rows"] * view["focus"]["cols"] >= 48
         assert "focus_map" not in card["measures"]
@@ -254,7 +254,7 @@ def test_assets_mode_writes_files_beside_the_page(tmp_path, results, shoot, monk
     out = tmp_path / "report.html"
     summary = build_report(read_results(results), out, assets_dir=tmp_path / "report_assets", overlays=True)
     text = out.read_text(encoding="utf-8")
-    assert "data:image/jpeg" not in text and "data:image/png" not in text
+    assert "data:image/webp" not in text and "data:image/jpeg" not in text and "data:image/png" not in text
     data = _page_data(text)
     files = set()
     for card in (r for r in data["rows"] if "error" not in r):
@@ -263,7 +263,7 @@ def test_assets_mode_writes_files_beside_the_page(tmp_path, results, shoot, monk
                 assert card["view"][key].startswith("report_assets/")
                 files.add(card["view"][key])
                 assert (tmp_path / card["view"][key]).is_file()
-    assert len([f for f in files if f.endswith(".jpg")]) == 4
+    assert len([f for f in files if f.endswith(THUMB_FORMAT[2])]) == 4
     assert any(f.endswith("-clip.png") for f in files)
     assert summary.asset_bytes == sum((tmp_path / f).stat().st_size for f in files)
 

@@ -1,7 +1,8 @@
 """What a report card shows of the photo itself: a thumbnail and two overlays.
 
 - **Thumbnail**: the working image (EXIF orientation applied, any format the loader reads) reduced
-  with area averaging to a long side of `THUMB_LONG_SIDE`, as a JPEG.
+  with area averaging to a long side of `THUMB_LONG_SIDE`, as WebP (a quarter smaller than a JPEG
+  of the same quality; every current browser shows it), or JPEG where Pillow lacks WebP.
 - **Clipping mask**: the pixels the exposure measures count, marked on a transparent PNG of the
   thumbnail's size: red where any channel is at or above 254/255 (clipped highlights, as
   ``highlights_clipped_pct``), blue where the luma is at or below 2/255 (crushed shadows, as
@@ -21,7 +22,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 from ..io import Photo
 from ..measures._exposure import HIGHLIGHT_THRESHOLD, SHADOW_THRESHOLD
@@ -29,8 +30,11 @@ from ..measures._focus import edge_blur_samples, focus_grid, focus_map
 
 #: Long side of the thumbnails, in pixels.
 THUMB_LONG_SIDE = 320
-#: JPEG quality of the thumbnails.
+#: Quality (0-100) of the thumbnails.
 THUMB_QUALITY = 78
+#: Thumbnail encoding: (Pillow format, MIME type, file suffix, save options).
+THUMB_FORMAT = (("WEBP", "image/webp", ".webp", {"method": 2}) if features.check("webp")
+                else ("JPEG", "image/jpeg", ".jpg", {"optimize": True}))
 #: Share of the working pixels under a thumbnail pixel that must be clipped for it to be marked.
 MASK_FRACTION = 0.2
 #: The focus overlay's grid is this many times finer than the ``focus_map`` measure's.
@@ -44,7 +48,7 @@ MASK_COLOURS = {1: (255, 32, 64, 215), 2: (40, 110, 255, 215)}
 class PhotoView:
     """The pictures of one card, as encoded bytes (see the module docstring)."""
 
-    thumb: bytes          # JPEG
+    thumb: bytes          # encoded as THUMB_FORMAT (WebP, or JPEG)
     width: int            # thumbnail size
     height: int
     clip: bytes | None    # PNG with alpha, same size as the thumbnail; None when nothing is clipped
@@ -134,9 +138,10 @@ def fine_focus_map(gray: np.ndarray, refine: int = FOCUS_REFINE) -> dict[str, An
     return {"rows": rows, "cols": cols, "grid": [[None if v is None else round(float(v), 3) for v in r] for r in grid]}
 
 
-def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
+def _encode_thumb(pixels: np.ndarray, quality: int) -> bytes:
+    fmt, _, _, options = THUMB_FORMAT
     buf = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buf, format="JPEG", quality=quality, optimize=True)
+    Image.fromarray(pixels, "RGB").save(buf, format=fmt, quality=quality, **options)
     return buf.getvalue()
 
 
@@ -164,7 +169,7 @@ def photo_view(photo: Photo, long_side: int = THUMB_LONG_SIDE, overlays: bool = 
         if highs or lows:
             clip = _mask_png(mask)
         focus = fine_focus_map(photo.gray)
-    return PhotoView(thumb=_jpeg(small, quality), width=w, height=h, clip=clip, highlights_marked=highs,
+    return PhotoView(thumb=_encode_thumb(small, quality), width=w, height=h, clip=clip, highlights_marked=highs,
                      shadows_marked=lows, focus=focus)
 
 

@@ -228,7 +228,7 @@ def build_report(rows: Sequence[dict[str, Any]], output: str | os.PathLike[str],
     from ..batch import progress_bar
     from ..io import MAX_PIXELS
     from ..measures import measure_units
-    from ._visuals import THUMB_LONG_SIDE, data_uri
+    from ._visuals import THUMB_FORMAT, THUMB_LONG_SIDE, data_uri
 
     started = time.perf_counter()
     output = os.fspath(output)
@@ -253,13 +253,13 @@ def build_report(rows: Sequence[dict[str, Any]], output: str | os.PathLike[str],
             view_dict: dict[str, Any] = {}
             if view is not None:
                 if assets_dir is None:
-                    urls = {"thumb": data_uri(view.thumb, "image/jpeg")}
+                    urls = {"thumb": data_uri(view.thumb, THUMB_FORMAT[1])}
                     if view.clip is not None:
                         urls["clip"] = data_uri(view.clip, "image/png")
                 else:
                     stem = hashlib.sha1(os.path.abspath(photo).encode("utf-8", "surrogateescape")).hexdigest()[:16]
                     urls = {}
-                    for key, data, ext in (("thumb", view.thumb, ".jpg"), ("clip", view.clip, "-clip.png")):
+                    for key, data, ext in (("thumb", view.thumb, THUMB_FORMAT[2]), ("clip", view.clip, "-clip.png")):
                         if data is None:
                             continue
                         with open(os.path.join(assets_dir, stem + ext), "wb") as fh:

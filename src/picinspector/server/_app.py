@@ -79,7 +79,7 @@ def create_app(settings: ServerSettings | None = None, inspector: Any = None) ->
     from ..measures import measure_units
     from ..pipeline import Inspector
     from ..report.html import PAGE_SCRIPTS, PAGE_STYLES, render_page
-    from ..report._visuals import data_uri, photo_view
+    from ..report._visuals import THUMB_FORMAT, data_uri, photo_view
 
     settings = settings or ServerSettings()
     if inspector is None:
@@ -150,7 +150,7 @@ def create_app(settings: ServerSettings | None = None, inspector: Any = None) ->
             row["path"] = name
             if overlays:
                 view = photo_view(photo, settings.thumb_size)
-                urls = {"thumb": data_uri(view.thumb, "image/jpeg")}
+                urls = {"thumb": data_uri(view.thumb, THUMB_FORMAT[1])}
                 if view.clip is not None:
                     urls["clip"] = data_uri(view.clip, "image/png")
                 row["view"] = view.to_dict(urls)

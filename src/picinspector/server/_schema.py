@@ -46,7 +46,7 @@ class Scores(BaseModel):
 
 
 class View(BaseModel):
-    thumb: str = Field(description="data: URL of a JPEG thumbnail")
+    thumb: str = Field(description="data: URL of a thumbnail (WebP, or JPEG)")
     w: int
     h: int
     clip: Optional[str] = Field(None, description="data: URL of a PNG mask: red clipped highlights, blue crushed "
