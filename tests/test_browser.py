@@ -290,3 +290,64 @@ def test_web_page_in_chromium(driver, server, samples, tmp_path):
         _docs_copy(_save(driver, tmp_path / "docs-web-page.png"), "web-page.png")
         driver.set_window_size(1360, 1000)
     assert img.size[0] >= 1300
+
+
+_PLUGIN = """
+// what a later feature (burst groups) adds: a section drawn from data.extra and a badge per card
+PicInspector.sections.push({id: "groups", title: "Groups", render: function (rows, app) {
+  var section = PicInspector.el("div", null, [PicInspector.el("h2", {text: "Groups"})]);
+  (app.extra.groups || []).forEach(function (g) {
+    section.appendChild(PicInspector.el("p", {"class": "group", text: g.name + ": " + g.members.length}));
+  });
+  return section;
+}});
+PicInspector.badges.push(function (row) {
+  return row.pick ? PicInspector.el("span", {"class": "badge pick", text: "pick"}) : null;
+});
+"""
+
+
+def test_a_feature_adds_a_section_and_badges_without_touching_the_page(driver, report, tmp_path):
+    from picinspector.report.html import PAGE_SCRIPTS, build_report
+
+    out, data = report
+    rows = [dict(r) for r in data["rows"] if "error" not in r]
+    for r in rows:
+        r.pop("view")
+    rows[1]["pick"] = True
+    plugin = tmp_path / "groups.js"
+    plugin.write_text(_PLUGIN, encoding="utf-8")
+    page = tmp_path / "groups.html"
+    build_report(rows, page, extra={"groups": [{"name": "burst 1", "members": [r["path"] for r in rows[:3]]}]},
+                 scripts=(*PAGE_SCRIPTS, str(plugin)), overlays=False)
+    driver.get(page.as_uri())
+    wait_ready(driver)
+    assert driver.find_element("css selector", "#groups p.group").text == "burst 1: 3"
+    _render_all(driver)
+    picked = [Path(c.get_attribute("data-path")).name for c in _shown(driver)
+              if c.find_elements("css selector", ".badges .badge.pick")]
+    assert picked == [Path(rows[1]["path"]).name]
+    assert console_errors(driver) == []
+
+
+def test_a_report_from_a_csv_file_renders_what_the_csv_keeps(driver, report, tmp_path):
+    from picinspector.batch import CsvWriter
+
+    out, data = report
+    rows = [{k: v for k, v in r.items() if k != "view"} for r in data["rows"]]
+    csv_file = tmp_path / "shoot.csv"
+    csv_file.write_text("\n".join([CsvWriter.header, *(CsvWriter.format_row(r) for r in rows)]) + "\n",
+                        encoding="utf-8")
+    page = tmp_path / "shoot.html"
+    result = _invoke("report", csv_file, "-o", page, "--no-progress", "--no-overlays")
+    assert result.exit_code == 0, result.output
+    driver.get(page.as_uri())
+    wait_ready(driver)
+    assert "CSV results file" in driver.find_element("css selector", ".note").text
+    _render_all(driver)
+    cards = _shown(driver)
+    assert len(cards) == 13
+    for card in cards:
+        assert len(card.find_elements("css selector", "svg.radar line.radar-axis")) == 6
+    assert "letter.jpg" in driver.find_element("id", "errors").text
+    assert console_errors(driver) == []

@@ -138,13 +138,13 @@ def report(
             except (ValueError, OSError) as exc:
                 raise _usage(str(exc), "INPUT") from None
             bases.append(os.path.dirname(os.path.abspath(path)))
-            if path.lower().endswith(".csv"):
-                note = ("Made from a CSV results file, which keeps scores, scenes, finding kinds and feedback only: "
-                        "analyse to .jsonl for severities, suggestions, scene probabilities, EXIF and measures.")
         sources = ", ".join(result_files)
         if not rows:
             raise _usage(f"no result rows in {sources}", "INPUT")
 
+    if any(p.lower().endswith(".csv") for p in (result_files or [results])):
+        note = ("Made from a CSV results file, which keeps scores, scenes, finding kinds and feedback only: "
+                "analyse to .jsonl for severities, suggestions, scene probabilities, EXIF and measures.")
     try:
         summary = build_report(rows, output, assets_dir=assets, title=title, source=sources, photo_bases=bases,
                                thumb_size=thumb_size, overlays=overlays, links=links, jobs=jobs,

@@ -104,16 +104,20 @@ def clipping_mask(rgb: np.ndarray, gray: np.ndarray, size: tuple[int, int],
     on 8-bit codes as there, so the marked area matches the measured percentages up to the
     reduction to the mask size.
     """
-    codes = np.rint(np.clip(rgb, 0.0, 1.0) * 255.0)
-    high = (codes >= round(HIGHLIGHT_THRESHOLD * 255.0)).any(axis=2).astype(np.float32)
-    low = (gray <= SHADOW_THRESHOLD + 1e-3 / 255.0).astype(np.float32)
+    # the exposure measure's own operations: 8-bit codes, then one inRange pass (255 = unclipped)
+    code = int(round(HIGHLIGHT_THRESHOLD * 255.0))
+    codes = cv2.convertScaleAbs(np.ascontiguousarray(rgb, dtype=np.float32), alpha=255.0)
+    high = 255 - cv2.inRange(codes, (0, 0, 0), (code - 1,) * 3)
+    low = cv2.threshold(np.ascontiguousarray(gray, dtype=np.float32), SHADOW_THRESHOLD + 1e-3 / 255.0, 255.0,
+                        cv2.THRESH_BINARY_INV)[1].astype(np.uint8)
     w, h = size
     if (w, h) != (rgb.shape[1], rgb.shape[0]):
         high = cv2.resize(high, (w, h), interpolation=cv2.INTER_AREA)
         low = cv2.resize(low, (w, h), interpolation=cv2.INTER_AREA)
+    level = fraction * 255.0
     mask = np.zeros((h, w), np.uint8)
-    mask[low >= fraction] = 2
-    mask[high >= fraction] = 1
+    mask[low >= level] = 2
+    mask[high >= level] = 1
     return mask
 
 

@@ -43,6 +43,14 @@ def asset_text(name: str) -> str:
     return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
 
 
+def _source(name: str) -> str:
+    """An asset's text: a file name in the package's assets, or an absolute path (a feature's own script)."""
+    if os.path.isabs(name):
+        with open(name, encoding="utf-8") as fh:
+            return fh.read()
+    return asset_text(name)
+
+
 def _script_json(data: Any) -> str:
     """JSON that is safe inside a ``<script>`` element: no ``</script>``, ``<!--`` or line separators
     can end it early (every "<" is escaped, which JSON allows)."""
@@ -66,14 +74,14 @@ def render_page(data: dict[str, Any], *, title: str, inline: bool = True, asset_
         Inline the scripts and styles (a self-contained file); otherwise link them under
         ``asset_url`` (what the server does, so that its policy can forbid inline code).
     scripts, styles : sequence of str
-        Asset file names, in order.
+        Asset file names (in ``picinspector/report/assets``) or absolute paths, in order.
     csp : str
         The Content-Security-Policy of the page (a meta tag).
     """
     if inline:
-        style_html = "\n".join(f"<style>\n{asset_text(s)}</style>" for s in styles)
+        style_html = "\n".join(f"<style>\n{_source(s)}</style>" for s in styles)
         # a script's text cannot contain "</script"; ours do not, and this keeps it so
-        script_html = "\n".join("<script>\n" + asset_text(s).replace("</script", "<\\/script") + "</script>"
+        script_html = "\n".join("<script>\n" + _source(s).replace("</script", "<\\/script") + "</script>"
                                 for s in scripts)
     else:
         style_html = "\n".join(f'<link rel="stylesheet" href="{html.escape(asset_url + s)}">' for s in styles)
@@ -192,7 +200,8 @@ def build_report(rows: Sequence[dict[str, Any]], output: str | os.PathLike[str],
                  assets_dir: str | os.PathLike[str] | None = None, title: str | None = None,
                  source: str | None = None, photo_bases: Sequence[str] = (), thumb_size: int | None = None,
                  overlays: bool = True, links: bool = True, jobs: int = 1, progress: bool = False,
-                 max_pixels: int | None = None, note: str | None = None) -> ReportSummary:
+                 max_pixels: int | None = None, note: str | None = None, extra: dict[str, Any] | None = None,
+                 scripts: Sequence[str] = PAGE_SCRIPTS) -> ReportSummary:
     """Write the HTML report of ``rows`` to ``output``.
 
     Parameters
@@ -220,6 +229,10 @@ def build_report(rows: Sequence[dict[str, Any]], output: str | os.PathLike[str],
         A progress bar on stderr.
     max_pixels : int, optional
         Decompression-bomb limit when reading photos (default: the loader's).
+    extra : dict, optional
+        Data for sections that added scripts draw (the page's ``data.extra``), e.g. burst groups.
+    scripts : sequence of str
+        The page's scripts (`PAGE_SCRIPTS`, plus any that register sections or badges).
 
     Returns
     -------
@@ -285,7 +298,8 @@ def build_report(rows: Sequence[dict[str, Any]], output: str | os.PathLike[str],
         "units": {k: list(v) for k, v in measure_units().items()},
         "note": note,
     }
-    page = render_page({"meta": meta, "rows": [*cards, *errors], "extra": {}}, title=meta["title"])
+    page = render_page({"meta": meta, "rows": [*cards, *errors], "extra": dict(extra or {})}, title=meta["title"],
+                       scripts=scripts)
     data = page.encode("utf-8", "surrogateescape")
     tmp = f"{output}.tmp-{os.getpid()}"
     with open(tmp, "wb") as fh:
