@@ -351,3 +351,31 @@ def test_a_report_from_a_csv_file_renders_what_the_csv_keeps(driver, report, tmp
         assert len(card.find_elements("css selector", "svg.radar line.radar-axis")) == 6
     assert "letter.jpg" in driver.find_element("id", "errors").text
     assert console_errors(driver) == []
+
+
+def test_rows_with_missing_or_odd_fields_still_draw_without_errors(driver, tmp_path):
+    """Results from older versions or other tools: missing keys, nulls, unknown severities and scenes."""
+    from picinspector.report.html import build_report
+
+    rows = [
+        {"path": "bare.jpg", "scores": {}},
+        {"path": "nulls.jpg", "scores": {"quality": None, "sharpness": 12.5}, "scene": None, "findings": None,
+         "exif": None, "measures": None, "feedback": None},
+        {"path": "odd.jpg", "scores": {"quality": 150, "brightness": -5}, "width": 10, "height": 10,
+         "scene": {"label": "moon", "probabilities": {"moon": 0.9, "animal": 0.1}, "confidence": "high"},
+         "findings": [{"kind": "strange", "severity": "catastrophic"}, {}],
+         "exif": {"iso": "400", "exposure_time_s": 0, "f_number": "2.8", "datetime": 2024},
+         "measures": {"exposure_ev": "bright", "focus_map": [[None, 0.5], [1.0, None]], "nested": {"a": 1}}},
+        {"path": None, "scores": {"quality": 50}},
+    ]
+    page = tmp_path / "odd.html"
+    build_report(rows, page)
+    driver.get(page.as_uri())
+    wait_ready(driver)
+    _render_all(driver)
+    assert len(_shown(driver)) == 4
+    for card in _shown(driver):
+        assert len(card.find_elements("css selector", "svg.radar line.radar-axis")) == 6
+    driver.find_element("id", "view-table").click()
+    assert len(driver.find_elements("css selector", "#table tbody tr")) == 4
+    assert console_errors(driver) == []

@@ -35,7 +35,7 @@ def _default_results(output: str) -> str:
 @app.command()
 def report(
     inputs: Annotated[list[str], typer.Argument(
-        metavar="INPUT...", show_default=False,
+        show_default=False,
         help="A results file from `analyze -o` (.jsonl, or .csv with less detail), or photos, folders and "
              "quoted glob patterns to analyse first.")],
     output: Annotated[Optional[str], typer.Option(

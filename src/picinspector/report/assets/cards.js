@@ -395,7 +395,7 @@
     body.appendChild(findingsPart(row.findings));
     if (row.feedback) body.appendChild(el("p", {"class": "feedback", text: row.feedback}));
     body.appendChild(exifPart(row.exif, row));
-    body.appendChild(measuresPart(row.measures, opts.units));
+    append(body, measuresPart(row.measures, opts.units));
     card.appendChild(body);
     return card;
   }

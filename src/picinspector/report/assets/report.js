@@ -153,7 +153,14 @@
   /** Fill a shell with its card (once). */
   ReportApp.prototype.fill = function (shell) {
     if (!shell.classList.contains("shell")) return;
-    var card = PI.renderCard(shell._row, {units: this.meta.units});
+    var card;
+    try {
+      card = PI.renderCard(shell._row, {units: this.meta.units});
+    } catch (error) {  // one odd row must not stop the page; the console says what happened
+      console.error("PicInspector: could not draw the card of " + shell._row.path + ": " + error);
+      card = el("article", {"class": "card"}, [el("header", null, el("h3", {"class": "name",
+        text: PI.baseName(shell._row.path)})), el("p", {"class": "note", text: "This card could not be drawn: " + error})]);
+    }
     shell.classList.remove("shell");
     shell.className = card.className;
     while (card.firstChild) shell.appendChild(card.firstChild);
