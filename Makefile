@@ -64,3 +64,14 @@ $(PEERS_STAMP): $(STAMP) bench/peers/requirements.txt
 bench-peers: $(PEERS_STAMP)
 	$(PY) bench/peers/run.py --dataset $(PEERS_DATA) --n 500 --seed 0 -j 2
 	$(PY) bench/peers/distortions.py -j 2
+
+## make bench-serve: load test of `picinspector serve` on loopback, 8 clients x 500 requests of real photos
+## make bench-report: size and Chromium load time of a 2,000-photo HTML report (both need ../shared; see
+## docs/report-and-server.md)
+.PHONY: bench-serve bench-report
+
+bench-serve: $(STAMP)
+	$(PY) bench/load.py --photos $(PEERS_DATA)/images --clients 8 --requests 500
+
+bench-report: $(STAMP)
+	$(PY) bench/report_scale.py --photos $(PEERS_DATA)/images --n 2000

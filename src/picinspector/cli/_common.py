@@ -111,3 +111,38 @@ def _inspector_or_exit(options: dict[str, Any], err: Console, parallel: bool = F
         err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
 
+
+
+# The analysis options of `analyze`, for the commands that analyse photos too (`report`, `serve`).
+EngineOpt = Annotated[Optional[str], typer.Option(
+    "--engine", help="Scoring engine (default: the same as `analyze`).", show_default=False)]
+FeedbackOpt = Annotated[str, typer.Option("--feedback", help="Feedback writer: rules, or vlm (neural).")]
+VlmModelOpt = Annotated[Optional[str], typer.Option(
+    "--vlm-model", metavar="RUN_DIR", help="--feedback vlm: a `train --engine vlm` run folder (or merged export).")]
+GroundedOpt = Annotated[Optional[bool], typer.Option(
+    "--grounded/--no-grounded", help="--feedback vlm: put the measured scores and findings into the prompt "
+                                     "(default: as the model was trained).")]
+NativeDetailOpt = Annotated[bool, typer.Option(
+    "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")]
+
+
+def _default_engine() -> str:
+    """The engine `Inspector` uses when none is named (one place decides the default)."""
+    import inspect
+
+    from ..pipeline import Inspector
+
+    return inspect.signature(Inspector).parameters["engine"].default
+
+
+def _inspector_options(engine: str | None, feedback: str, vlm_model: str | None, grounded: bool | None,
+                       device: str | None, native_detail: bool, **engine_given: Any) -> dict[str, Any]:
+    """`Inspector` keyword arguments from the analysis options, checked as `analyze` checks them
+    (usage errors for flags that do not apply). ``engine_given``: quality_model, model, crops, bf16."""
+    engine = engine or _default_engine()
+    feedback_options = _feedback_options(feedback, vlm_model, grounded, device)
+    # --device goes to the engine when it takes one; else to the vlm writer (an error when neither does)
+    engine_device = device if "device" in _ENGINE_FLAGS.get(engine, {}) or not feedback_options else None
+    engine_options = _engine_options(engine, device=engine_device, **engine_given)
+    return {"engine": engine, "feedback": feedback, "native_detail": native_detail, **engine_options,
+            **({"feedback_options": feedback_options} if feedback_options else {})}

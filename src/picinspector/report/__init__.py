@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PicInspectorError
+from ..errors import PicInspectorError
 
 #: The six scores, in report order. All are 0-100, higher = better (noisiness: 100 = clean).
 SCORE_NAMES = ("quality", "brightness", "colorfulness", "contrast", "noisiness", "sharpness")
