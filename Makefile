@@ -25,7 +25,8 @@ demo: $(DEMO_STAMP)
 	$(PY) -m picinspector samples out/samples
 	$(VENV)/bin/picinspector analyze out/samples/astronaut.jpg out/samples/china_motion_blur.jpg out/samples/china_noisy.jpg
 	$(VENV)/bin/picinspector analyze out/samples -o out/demo.jsonl
-	@echo "All results: out/demo.jsonl"
+	$(VENV)/bin/picinspector report out/demo.jsonl -o out/report.html
+	@echo "All results: out/demo.jsonl; the visual report: out/report.html"
 
 ## make test: the whole test suite (2 workers)
 test: $(STAMP)
