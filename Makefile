@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-dev
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints/cpu.txt -e ".[dev,deep,vlm]"
+	$(PY) -m pip install --quiet -c constraints/cpu.txt -e ".[dev,deep,vlm,ray]"
 	touch $(STAMP)
 
 ## make demo: analyse the sample photos (real photos shipped by scikit-image, scikit-learn, matplotlib)
