@@ -343,3 +343,29 @@ def test_cli_ray_usage_errors(tmp_path):
     assert result.exit_code == 2 and "--ray-actors" in result.output
     result = runner.invoke(app, ["analyze", str(tmp_path), "--ray-actors", "2"])
     assert result.exit_code == 2 and "applies to --ray" in result.output
+
+
+@pytest.mark.xdist_group("ray")
+def test_a_dead_ray_worker_costs_only_its_own_photo(ray_address, photos, tmp_path, monkeypatch):
+    """A photo that kills its worker process (a decoder crash, out of memory) gets an internal_error row once
+    it has killed one alone; the photos that were in its batch get their normal rows."""
+    from picinspector.distributed import _ray
+
+    class Crashing(distributed.Analyser):
+        def __call__(self, batch):
+            if any(p.endswith("crash.jpg") for p in batch.column("path").to_pylist()):
+                os._exit(3)
+            return super().__call__(batch)
+
+    monkeypatch.setattr(_ray, "TASK_RETRIES", 0)  # one death per try is enough here
+    crash = tmp_path / "crash.jpg"
+    crash.write_bytes(Path(photos["good"][0]).read_bytes())
+    paths = [photos["good"][1], str(crash), photos["good"][2]]
+    out = tmp_path / "out"
+    summary = run_ray(paths, out, inspector_options=OPTIONS, actors=1, batch_size=3, progress=False,
+                      actor_class=Crashing)
+    assert (summary.analysed, summary.failed, summary.extra["lost_with_workers"]) == (2, 1, 3)
+    rows = _by_path(read_results(out))
+    assert rows[str(crash)]["error"]["kind"] == "internal_error"
+    assert "died while analysing this file alone" in rows[str(crash)]["error"]["message"]
+    assert rows[photos["good"][1]] == _local_rows([photos["good"][1]], tmp_path)[photos["good"][1]]

@@ -62,6 +62,12 @@ def analyze_on_ray(inputs: list[str], output: str | None, options: dict[str, Any
                           gpus_per_actor=gpus, retry_errors=retry_errors, progress=progress)
     except ValueError as exc:
         raise _usage(str(exc), "-o/--output") from None
+    except Exception as exc:  # noqa: BLE001 - Ray's own errors (a cluster that went away, workers that cannot start)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(Text(f"Error: the Ray run failed: {type(exc).__name__}: {first}", style="red"), soft_wrap=True)
+        err.print(Text(f"The rows committed before the failure are in {output}; run the same command again to "
+                       "resume.", style="yellow"), soft_wrap=True)
+        raise typer.Exit(EXIT_ALL_FAILED) from None
     line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed -> "
             f"{summary.output}")
     if summary.actors:

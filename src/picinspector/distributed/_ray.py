@@ -3,8 +3,8 @@
 ::
 
     from_arrow(paths)          blocks of paths still to do (resume has removed the done ones)
-      .map_batches(read)       tasks: the bytes of each path or URI, or its typed read error
-      .map_batches(Analyser)   actors: one Inspector each (its model loaded once), bytes -> rows
+      .map_batches(Analyser)   actors: one Inspector each (its model loaded once); for each batch, the
+                               bytes of each path or URI (or its typed read error), then the rows
       .iter_batches()          the driver: commits rows to the store (Parquet parts or JSON lines)
 
 The analysis of one photo is the local batch's: an `Inspector` built from the same options, the
@@ -74,8 +74,8 @@ def analyse_bytes(inspector: Any, path: str, data: bytes) -> dict[str, Any]:
     return row
 
 
-def _read_batch(batch):
-    """Ray task: a table of paths -> paths, bytes, and the typed read error of those that failed."""
+def read_batch(batch):
+    """A table of paths -> paths, bytes, and the typed read error of those that failed."""
     import pyarrow as pa
 
     from ..errors import PicInspectorError
@@ -97,7 +97,8 @@ def _read_batch(batch):
 
 
 class Analyser:
-    """Ray actor: one `Inspector` (its model loaded once, when the actor starts), bytes -> rows.
+    """Ray actor: one `Inspector` (its model loaded once, when the actor starts); a batch of paths ->
+    their bytes (`read_batch`) -> rows.
 
     ``output_format`` "parquet" returns tables with the result schema; "jsonl" returns the
     `picinspector.batch.JsonlWriter` lines (``path``, ``failed``, ``line``), byte for byte what a
@@ -119,8 +120,7 @@ class Analyser:
         self.output_format = output_format
 
     def __call__(self, batch):
-        import pyarrow as pa
-
+        batch = read_batch(batch)
         rows = []
         paths = batch.column("path").to_pylist()
         kinds = batch.column("error_kind").to_pylist()
@@ -198,7 +198,7 @@ def run_ray(paths: Sequence[str], output: str | os.PathLike[str], *, inspector_o
             gpus_per_actor: float = 0.0, batch_size: int = BATCH_SIZE, retry_errors: bool = False,
             progress: bool = True, part_rows: int = 2000, part_seconds: float = 30.0,
             num_cpus: int | None = None, object_store_memory: int | None = None,
-            on_commit: Callable[[int], None] | None = None) -> RaySummary:
+            on_commit: Callable[[int], None] | None = None, actor_class: type | None = None) -> RaySummary:
     """Analyse ``paths`` on Ray into ``output``, resuming a previous run.
 
     Parameters
@@ -235,6 +235,8 @@ def run_ray(paths: Sequence[str], output: str | os.PathLike[str], *, inspector_o
         For a local Ray only (tests, benchmarks).
     on_commit : callable, optional
         Called with the number of rows committed so far, after each commit (tests stop a run there).
+    actor_class : type, optional
+        A subclass of `Analyser` to run instead of it.
 
     Returns
     -------
@@ -267,14 +269,15 @@ def run_ray(paths: Sequence[str], output: str | os.PathLike[str], *, inspector_o
         return _run(store, list(paths), options, address=address, actors=actors, cpus_per_actor=cpus_per_actor,
                     gpus_per_actor=gpus_per_actor, batch_size=batch_size, retry_errors=retry_errors,
                     progress=progress, part_rows=part_rows, part_seconds=part_seconds, num_cpus=num_cpus,
-                    object_store_memory=object_store_memory, on_commit=on_commit, started=started)
+                    object_store_memory=object_store_memory, on_commit=on_commit, started=started,
+                    actor_class=actor_class or Analyser)
     finally:
         store.close()
 
 
 def _run(store, paths: list[str], options: dict[str, Any], *, address, actors, cpus_per_actor, gpus_per_actor,
          batch_size, retry_errors, progress, part_rows, part_seconds, num_cpus, object_store_memory, on_commit,
-         started) -> RaySummary:
+         started, actor_class) -> RaySummary:
     summary = RaySummary(output=store.output)
     existing = store.existing()
     if retry_errors:
@@ -308,7 +311,7 @@ def _run(store, paths: list[str], options: dict[str, Any], *, address, actors, c
         summary.actors = actors or _default_actors(cpus_per_actor, gpus_per_actor)
         _execute(store, todo, options, summary, batch_size=batch_size, cpus_per_actor=cpus_per_actor,
                  gpus_per_actor=gpus_per_actor, progress=progress, part_rows=part_rows,
-                 part_seconds=part_seconds, on_commit=on_commit, started=started)
+                 part_seconds=part_seconds, on_commit=on_commit, started=started, actor_class=actor_class)
     finally:
         if owns_ray:
             import ray
@@ -318,31 +321,49 @@ def _run(store, paths: list[str], options: dict[str, Any], *, address, actors, c
     return summary
 
 
-def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummary, *, batch_size, cpus_per_actor,
-             gpus_per_actor, progress, part_rows, part_seconds, on_commit, started) -> None:
+#: Retries of an actor task whose actor died (a lost node, a crash). After them the block is dropped,
+#: and its photos are analysed again one per task (see `_execute`).
+TASK_RETRIES = 2
+
+_CRASH_MESSAGE = ("a Ray worker died while analysing this file alone (out of memory, or a crash in a decoder); "
+                  "rerun with --retry-errors to try it again")
+
+
+def _dataset(todo: list[str], options: dict[str, Any], summary: RaySummary, store, *, batch_size, chunk,
+             cpus_per_actor, gpus_per_actor, actor_class):
     import pyarrow as pa
     import ray.data
 
     from .. import __version__
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = progress
-    # Blocks of paths: enough of them that every actor has work queued, few enough to plan quickly.
-    chunk = max(batch_size, min(64 * batch_size, -(-len(todo) // (8 * summary.actors))))
     blocks = [pa.table({"path": pa.array(c, pa.string())}) for c in iter_chunks(todo, chunk)]
     threads = max(1, int(cpus_per_actor))
-    # The read stage asks for the actors' resources, so that Ray Data fuses it into the actors
-    # ("MapBatches(_read_batch)->MapBatches(Analyser)"): each actor reads the bytes of its own batch,
-    # no bytes travel through the object store, and no read task waits for a CPU the actors hold.
+    # Reading runs inside the actors (each reads the bytes of its own batch, then analyses them): no
+    # bytes travel through the object store, and no read task can wait for a CPU that the actors hold
+    # (a separate read stage deadlocks a cluster whose CPUs all went to actors).
     resources: dict[str, float] = {"num_cpus": cpus_per_actor}
     if gpus_per_actor:
         resources["num_gpus"] = gpus_per_actor
-    ds = (ray.data.from_arrow(blocks)
-          .map_batches(_read_batch, batch_size=batch_size, batch_format="pyarrow", **resources)
-          .map_batches(Analyser, batch_size=batch_size, batch_format="pyarrow", concurrency=summary.actors,
-                       fn_constructor_kwargs={"options": options, "version": __version__,
-                                              "output_format": store.format, "threads": threads}, **resources))
+    return ray.data.from_arrow(blocks).map_batches(
+        actor_class, batch_size=batch_size, batch_format="pyarrow", concurrency=min(summary.actors, len(blocks)),
+        max_restarts=-1, max_task_retries=TASK_RETRIES,
+        fn_constructor_kwargs={"options": options, "version": __version__, "output_format": store.format,
+                               "threads": threads}, **resources)
 
+
+def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummary, *, batch_size, cpus_per_actor,
+             gpus_per_actor, progress, part_rows, part_seconds, on_commit, started, actor_class) -> None:
+    """Run the pipeline over ``todo``; then, for the photos of blocks lost with a dead worker, once more
+    with one photo per block; those lost again get an ``internal_error`` row (as in the local pool)."""
+    import pyarrow as pa
+    import ray.data
+
+    from ._schema import rows_to_table
+
+    ctx = ray.data.DataContext.get_current()
+    saved = (ctx.enable_progress_bars, ctx.max_errored_blocks)
+    ctx.enable_progress_bars = progress
+    ctx.max_errored_blocks = -1  # a block whose worker kept dying is dropped, not the whole run (see above)
     pending: list[Any] = []
     pending_rows = 0
     received: set[str] = set()
@@ -358,8 +379,7 @@ def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummar
             failed = sum(table.column("failed").to_pylist())
         else:
             store.commit(table)
-            failed = table.column("error").null_count
-            failed = table.num_rows - failed
+            failed = table.num_rows - table.column("error").null_count
         summary.failed += failed
         summary.analysed += table.num_rows - failed
         summary.parts += 1
@@ -367,31 +387,53 @@ def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummar
         if on_commit is not None:
             on_commit(summary.analysed + summary.failed)
 
+    def take(table) -> None:
+        nonlocal pending_rows
+        keys = [path_key(p) for p in table.column("path").to_pylist()]
+        fresh = [i for i, k in enumerate(keys) if k not in received]
+        if len(fresh) < len(keys):  # a block Ray ran twice (after a worker failure): keep one copy
+            table = table.take(pa.array(fresh, pa.int64()))
+        received.update(keys)
+        if not summary.first_row_s:
+            summary.first_row_s = time.perf_counter() - started
+            summary.first_rows = table.num_rows
+        pending.append(table)
+        pending_rows += table.num_rows
+        if pending_rows >= part_rows or time.monotonic() - last_commit >= part_seconds:
+            commit()
+
     def on_term(signum, frame):  # SIGTERM stops like Ctrl-C: commit what came back, then exit
         raise KeyboardInterrupt
 
+    # Blocks of paths (one actor task each): about 32 per actor, so that the actors finish together (the
+    # last block is the tail of the run), and at most 16 batches each, so that rows come back steadily.
+    chunk = max(1, min(16 * batch_size, -(-len(todo) // (32 * summary.actors))))
     previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
     try:
+        ds = _dataset(todo, options, summary, store, batch_size=batch_size, chunk=chunk,
+                      cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor, actor_class=actor_class)
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            if table.num_rows == 0:
-                continue
-            keys = [path_key(p) for p in table.column("path").to_pylist()]
-            fresh = [i for i, k in enumerate(keys) if k not in received]
-            if len(fresh) < len(keys):  # a block Ray ran twice (after a worker failure): keep one copy
-                table = table.take(pa.array(fresh, pa.int64()))
-            received.update(keys)
-            if not summary.first_row_s:
-                summary.first_row_s = time.perf_counter() - started
-                summary.first_rows = table.num_rows
-            pending.append(table)
-            pending_rows += table.num_rows
-            if pending_rows >= part_rows or time.monotonic() - last_commit >= part_seconds:
-                commit()
+            take(table)
+        lost = [p for p in todo if path_key(p) not in received]
+        if lost:
+            summary.extra["lost_with_workers"] = len(lost)
+            ds = _dataset(lost, options, summary, store, batch_size=1, chunk=1, cpus_per_actor=cpus_per_actor,
+                          gpus_per_actor=gpus_per_actor, actor_class=actor_class)
+            for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                take(table)
+            crashed = [p for p in lost if path_key(p) not in received]
+            if crashed:
+                rows = [{"path": p, "error": {"kind": "internal_error", "message": _CRASH_MESSAGE}} for p in crashed]
+                if store.format == "jsonl":
+                    take(_lines_table(rows))
+                else:
+                    take(rows_to_table(rows))
         commit()
     except KeyboardInterrupt:
         summary.interrupted = True
         commit()
     finally:
+        ctx.enable_progress_bars, ctx.max_errored_blocks = saved
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
