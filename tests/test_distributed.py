@@ -261,8 +261,8 @@ def test_ray_resumes_after_a_stop_midway(ray_address, photos, tmp_path):
     def stop(committed: int) -> None:
         raise KeyboardInterrupt  # as Ctrl-C right after the first commit
 
-    first = run_ray(paths, out, inspector_options=OPTIONS, actors=2, batch_size=1, part_rows=2, progress=False,
-                    on_commit=stop)
+    first = run_ray(paths, out, inspector_options=OPTIONS, actors=2, batch_size=1, part_rows=2, part_seconds=3600,
+                    progress=False, on_commit=stop)
     assert first.interrupted and first.parts == 1
     done = first.analysed + first.failed
     assert 2 <= done < len(paths)

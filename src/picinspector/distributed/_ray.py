@@ -330,7 +330,7 @@ _CRASH_MESSAGE = ("a Ray worker died while analysing this file alone (out of mem
 
 
 def _dataset(todo: list[str], options: dict[str, Any], summary: RaySummary, store, *, batch_size, chunk,
-             cpus_per_actor, gpus_per_actor, actor_class):
+             cpus_per_actor, gpus_per_actor, actor_class, alone: bool = False):
     import pyarrow as pa
     import ray.data
 
@@ -344,11 +344,18 @@ def _dataset(todo: list[str], options: dict[str, Any], summary: RaySummary, stor
     resources: dict[str, float] = {"num_cpus": cpus_per_actor}
     if gpus_per_actor:
         resources["num_gpus"] = gpus_per_actor
-    return ray.data.from_arrow(blocks).map_batches(
-        actor_class, batch_size=batch_size, batch_format="pyarrow", concurrency=min(summary.actors, len(blocks)),
-        max_restarts=-1, max_task_retries=TASK_RETRIES,
-        fn_constructor_kwargs={"options": options, "version": __version__, "output_format": store.format,
-                               "threads": threads}, **resources)
+    import warnings
+
+    with warnings.catch_warnings():  # Ray 2.60 would have max_restarts/max_task_retries named differently
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return ray.data.from_arrow(blocks).map_batches(
+            actor_class, batch_size=batch_size, batch_format="pyarrow",
+            # alone: one task at a time per actor, so that a photo that kills its actor takes no other with it
+            compute=ray.data.ActorPoolStrategy(size=min(summary.actors, len(blocks)),
+                                               max_tasks_in_flight_per_actor=1 if alone else None),
+            max_restarts=-1, max_task_retries=TASK_RETRIES,
+            fn_constructor_kwargs={"options": options, "version": __version__, "output_format": store.format,
+                                   "threads": threads}, **resources)
 
 
 def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummary, *, batch_size, cpus_per_actor,
@@ -418,7 +425,7 @@ def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummar
         if lost:
             summary.extra["lost_with_workers"] = len(lost)
             ds = _dataset(lost, options, summary, store, batch_size=1, chunk=1, cpus_per_actor=cpus_per_actor,
-                          gpus_per_actor=gpus_per_actor, actor_class=actor_class)
+                          gpus_per_actor=gpus_per_actor, actor_class=actor_class, alone=True)
             for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 take(table)
             crashed = [p for p in lost if path_key(p) not in received]
