@@ -7,7 +7,9 @@ Photos: ``--n`` BIQ2021 photos (../shared/data/biq2021_train, chosen with a fixe
 For each side it records the time to the first row (start-up: worker processes or Ray, actors and their
 models, one batch), the time to the last, and the throughput once started,
 ``(rows - rows of the first batch) / (time of the last - time of the first)``. Ray's start-up cost is its
-whole wall time less ``n / its throughput once started``. It also times what the driver does per row
+whole wall time less ``n / its throughput once started``. Each side also runs first on ``--small`` (10%) of
+the photos: the slope between the two wall times is the throughput free of any start-up, and its
+intercept the start-up (the fairer pair of figures; Ray returns rows in blocks, so its first row comes late). It also times what the driver does per row
 (Arrow conversion and a Parquet commit), the ceiling of one driver on a large cluster. Results go to
 bench/_work/ray_speed.json; the table is printed as Markdown.
 """
@@ -88,6 +90,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--actors", type=int, default=2)
     ap.add_argument("--order", default="local,ray", help="which side runs first (both run in this process)")
+    ap.add_argument("--small", type=float, default=0.1,
+                    help="also run each side on this fraction of the photos first: throughput from the slope "
+                         "between the two sizes, start-up from its intercept (0: skip)")
     args = ap.parse_args()
     if args.data:
         from picinspector.batch import iter_inputs
@@ -101,8 +106,16 @@ def main() -> None:
     out = os.path.join(WORK, "ray_speed_out")
     load_before = os.getloadavg()
     results = []
+    small = max(2, int(len(paths) * args.small))
     for side in args.order.split(","):
-        results.append(local_pool(paths, args.jobs) if side == "local" else ray_run(paths, args.actors, out))
+        run = (lambda p: local_pool(p, args.jobs)) if side == "local" else (lambda p: ray_run(p, args.actors, out))
+        short = run(paths[:small]) if args.small > 0 else None
+        full = run(paths)
+        if short is not None:  # the slope between two sizes: free of any start-up, whatever Ray buffers
+            full["slope_per_s"] = (len(paths) - small) / (full["wall_s"] - short["wall_s"])
+            full["slope_startup_s"] = short["wall_s"] - small / full["slope_per_s"]
+            full["small_n"], full["small_wall_s"] = small, short["wall_s"]
+        results.append(full)
         print(json.dumps(results[-1]), flush=True)
     local = next(r for r in results if r["side"].startswith("local"))
     ray = next(r for r in results if r["side"].startswith("Ray"))
@@ -111,6 +124,7 @@ def main() -> None:
         "python": platform.python_version(), "n": len(paths), "load_avg_before": load_before,
         "load_avg_after": os.getloadavg(), "results": results,
         "ray_over_local_steady": ray["steady_per_s"] / local["steady_per_s"],
+        "ray_over_local_slope": (ray["slope_per_s"] / local["slope_per_s"]) if "slope_per_s" in ray else None,
         "ray_per_actor_per_s": ray["steady_per_s"] / args.actors, "driver": driver_cost(out),
     }
     import ray as _ray
@@ -125,6 +139,10 @@ def main() -> None:
     for r in results:
         print(f"| {r['side']} | {r['steady_per_s']:.2f} | {r['end_to_end_per_s']:.2f} | {r['first_row_s']:.1f} | "
               f"{r['wall_s']:.1f} | {r.get('startup_cost_s', float('nan')):.1f} |")
+    if report["ray_over_local_slope"] is not None:
+        print(f"\nslope between {local['small_n']} and {len(paths)} photos: local {local['slope_per_s']:.2f} photos/s "
+              f"(start-up {local['slope_startup_s']:.1f} s), Ray {ray['slope_per_s']:.2f} photos/s (start-up "
+              f"{ray['slope_startup_s']:.1f} s); Ray / local {report['ray_over_local_slope']:.3f}")
     d = report["driver"]
     print(f"\nRay / local once started: {report['ray_over_local_steady']:.3f} (target >= 0.85); "
           f"per actor {report['ray_per_actor_per_s']:.2f} photos/s; ray.init {ray['init_s']:.1f} s")
