@@ -21,7 +21,6 @@ import pytest
 from PIL import Image
 
 from picinspector import batch
-from picinspector.io import load_photo, load_photo_bytes, read_file_bytes
 
 pa = pytest.importorskip("pyarrow", reason="pyarrow is part of the ray extra: pip install 'picinspector[ray]'")
 import pyarrow.parquet as pq  # noqa: E402
@@ -71,27 +70,7 @@ def _local_rows(paths: list[str], tmp: Path) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------------------------------
-# The bytes loader (io) and byte reading: the same photo and the same typed errors as from a path
-
-
-def test_bytes_loader_gives_the_path_loaders_photo(photos):
-    for path in photos["good"]:
-        a = load_photo(path)
-        b = load_photo_bytes(read_file_bytes(path), path=path)
-        assert (a.width, a.height, a.format, a.path, a.exif, a.bit_depth) == (b.width, b.height, b.format, b.path,
-                                                                             b.exif, b.bit_depth)
-        assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.detail, b.detail)
-
-
-def test_bytes_loader_gives_the_path_loaders_errors(photos):
-    for path in photos["bad"] + photos["missing"] + photos["folder"]:
-        with pytest.raises(Exception) as by_path:
-            load_photo(path)
-        with pytest.raises(Exception) as by_bytes:
-            load_photo_bytes(read_file_bytes(path), path=path)
-        assert (type(by_bytes.value), str(by_bytes.value)) == (type(by_path.value), str(by_path.value)), path
-    with pytest.raises(TypeError):
-        load_photo_bytes("a.jpg")
+# Reading bytes: paths and URIs fail alike (the bytes loader itself is tested in test_io_bytes.py)
 
 
 def test_read_source_uris_and_paths_fail_alike(photos, tmp_path):
