@@ -368,8 +368,11 @@ def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummar
     from ._schema import rows_to_table
 
     ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, ctx.max_errored_blocks)
+    saved = (ctx.enable_progress_bars, ctx.max_errored_blocks, getattr(ctx, "enable_rich_progress_bars", None),
+             getattr(ctx, "use_ray_tqdm", None))
     ctx.enable_progress_bars = progress
+    if progress and saved[2] is not None:  # Ray Data's Rich bars (per stage: count, rows/s, time); its tqdm
+        ctx.enable_rich_progress_bars, ctx.use_ray_tqdm = True, False  # ones drew nothing in a driver here
     ctx.max_errored_blocks = -1  # a block whose worker kept dying is dropped, not the whole run (see above)
     pending: list[Any] = []
     pending_rows = 0
@@ -440,7 +443,9 @@ def _execute(store, todo: list[str], options: dict[str, Any], summary: RaySummar
         summary.interrupted = True
         commit()
     finally:
-        ctx.enable_progress_bars, ctx.max_errored_blocks = saved
+        ctx.enable_progress_bars, ctx.max_errored_blocks = saved[:2]
+        if saved[2] is not None:
+            ctx.enable_rich_progress_bars, ctx.use_ray_tqdm = saved[2:]
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
