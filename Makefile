@@ -19,9 +19,9 @@ demo: $(STAMP)
 	$(VENV)/bin/picinspector analyze out/samples -o out/demo.jsonl
 	@echo "All results: out/demo.jsonl"
 
-## make test: the whole test suite (2 workers; tests marked xdist_group, e.g. the Ray ones, share a worker)
+## make test: the whole test suite (2 workers)
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest -n 2 -q
 
 ## make bench: speed and graded-distortion benchmarks (results go in README.md)
 bench: bench-speed bench-distortions

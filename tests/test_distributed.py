@@ -1,8 +1,10 @@
 """Ray runs (``analyze --ray``): the same rows as the local batch, error rows, resume after a stop and
 after a SIGKILL, manifests and URIs, the Parquet schema; plus the bytes loader they rely on.
 
-The Ray tests share one local Ray (``ray.init(num_cpus=2)``) per test module and run in one xdist
-group; they skip, with the reason, where Ray Data is not installed (``pip install "picinspector[ray]"``).
+The Ray tests share one local Ray (``ray.init(num_cpus=2)``) per test module in each xdist worker (they are
+marked ``xdist_group("ray")`` so that ``--dist loadgroup`` would keep them in one worker; with the pytest and
+xdist installed here that grouping does not take effect, so two workers may each start one); they skip, with
+the reason, where Ray Data is not installed (``pip install "picinspector[ray]"``).
 """
 
 from __future__ import annotations
