@@ -10,7 +10,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints/cpu.txt -e ".[dev,deep,vlm]"
+	$(PY) -m pip install --quiet -c constraints/cpu.txt -e ".[dev,deep,vlm,ray]"
 	touch $(STAMP)
 
 # The demo installs only what it shows: the core package and the sample photos' packages (no torch).

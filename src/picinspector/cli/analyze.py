@@ -26,6 +26,7 @@ from ._common import (
     _inspector_or_exit,
     _usage,
 )
+from ._ray import ManifestColumnOpt, RayActorsOpt, RayAddressOpt, RayGpusOpt, RayOpt
 from ._render import render_report
 
 
@@ -58,6 +59,11 @@ def analyze(
     retry_errors: Annotated[bool, typer.Option(
         "--retry-errors", help="With -o: analyse again the images that failed in a previous run.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (with -o).")] = False,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_actors: RayActorsOpt = None,
+    ray_gpus: RayGpusOpt = 0.0,
+    manifest_column: ManifestColumnOpt = None,
 ) -> None:
     """Analyse photos: scores, scene, findings and feedback."""
     from ..batch import iter_inputs, run_batch, writer_for
@@ -67,6 +73,18 @@ def analyze(
     engine_device = device if "device" in _ENGINE_FLAGS.get(engine, {}) or not feedback_options else None
     engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=engine_device,
                                      crops=crops, bf16=bf16)
+    if ray or ray_address is not None:
+        from ._ray import analyze_on_ray
+
+        return analyze_on_ray(path, output, {"engine": engine, "feedback": feedback, "native_detail": native_detail,
+                                             **engine_options, **({"feedback_options": feedback_options}
+                                                                  if feedback_options else {})},
+                              address=ray_address, actors=ray_actors, gpus=ray_gpus, manifest_column=manifest_column,
+                              retry_errors=retry_errors, progress=not no_progress, jobs=jobs, json_lines=json_lines)
+    for flag, value in (("--ray-actors", ray_actors), ("--ray-gpus", ray_gpus or None),
+                        ("--manifest-column", manifest_column)):
+        if value is not None:
+            raise _usage(f"{flag} applies to --ray", flag)
     if output is not None:
         try:
             writer_for(output)

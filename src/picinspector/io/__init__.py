@@ -8,8 +8,10 @@ from ._load import (
     SUPPORTED_EXTENSIONS,
     InvalidPixels,
     load_photo,
+    load_photo_bytes,
     photo_from_array,
     photo_from_pil,
+    read_file_bytes,
 )
 from ._photo import WORKING_LONG_SIDE, Photo, linear_to_srgb, srgb_to_linear
 
@@ -26,8 +28,10 @@ __all__ = [
     "exif_from_tiff_header",
     "linear_to_srgb",
     "load_photo",
+    "load_photo_bytes",
     "normalise_exif",
     "photo_from_array",
     "photo_from_pil",
+    "read_file_bytes",
     "srgb_to_linear",
 ]

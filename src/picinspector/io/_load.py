@@ -42,8 +42,10 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "InvalidPixels",
     "load_photo",
+    "load_photo_bytes",
     "photo_from_array",
     "photo_from_pil",
+    "read_file_bytes",
 ]
 
 # HEIC/HEIF through libheif. AVIF is left to Pillow's own plugin (Pillow >= 11.2).
@@ -506,18 +508,27 @@ def _load_file(path: str, *, native_detail: bool, max_pixels: int) -> Photo:
         raise UnreadableFile("permission denied", path) from None
     except OSError as exc:
         raise UnreadableFile(f"cannot open: {exc}", path) from None
+    return _load_handle(handle, path, native_detail=native_detail, max_pixels=max_pixels)
+
+
+def _load_handle(handle, path: str | None, *, native_detail: bool, max_pixels: int,
+                 in_memory: bool = False) -> Photo:
+    """Decode an open binary file or a ``BytesIO`` (``in_memory``), closing it; ``path`` names it."""
+    is_raw = path is not None and os.path.splitext(path)[1].lower() in RAW_EXTENSIONS
     with handle:
         try:
-            head = handle.read(1 << 20 if os.path.splitext(path)[1].lower() in RAW_EXTENSIONS else 64)
+            head = handle.read(1 << 20 if is_raw else 64)
         except OSError as exc:
             raise UnreadableFile(f"read error: {exc}", path) from None
         if not head:
             raise EmptyFile("file is empty (0 bytes)", path)
 
-        if os.path.splitext(path)[1].lower() in RAW_EXTENSIONS:
+        if is_raw:
+            handle.seek(0)
             pixels, native, exif, bits = decode_raw(path, head, native_detail=native_detail,
                                                    max_pixels=max_pixels,
-                                                   working_long_side=WORKING_LONG_SIDE)
+                                                   working_long_side=WORKING_LONG_SIDE,
+                                                   source=handle if in_memory else None)
             _check_size(native[0], native[1], None, path)  # sensor size was checked before decoding
             detail = _to_float(pixels, 255.0)
             return _make_photo(detail, native, format="RAW", path=path, exif=exif, bit_depth=bits,
@@ -551,6 +562,75 @@ def _load_file(path: str, *, native_detail: bool, max_pixels: int) -> Photo:
         with img:
             return _decode_pil(img, path=path, fmt=None, native_detail=native_detail,
                                max_pixels=max_pixels, allow_draft=True, file_bytes=file_bytes)
+
+
+def read_file_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The whole content of an image file, with the typed errors `load_photo` gives for it.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    bytes
+        Non-empty; decode it with `load_photo_bytes` (``load_photo_bytes(read_file_bytes(p), path=p)``
+        gives the same `Photo`, or raises the same error, as ``load_photo(p)``).
+
+    Raises
+    ------
+    FileNotFound, UnreadableFile, EmptyFile
+        Missing; a folder, not a regular file, permission denied or an I/O error; 0 bytes.
+    """
+    path = os.fsdecode(os.fspath(path))
+    _stat_file(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except PermissionError:
+        raise UnreadableFile("permission denied", path) from None
+    except OSError as exc:
+        raise UnreadableFile(f"read error: {exc}", path) from None
+    if not data:
+        raise EmptyFile("file is empty (0 bytes)", path)
+    return data
+
+
+def load_photo_bytes(data: bytes | bytearray | memoryview, *, path: str | os.PathLike[str] | None = None,
+                     native_detail: bool = False, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Load a photo from the bytes of its file (read from object storage, a database, an upload).
+
+    Parameters
+    ----------
+    data : bytes-like
+        The complete file, in any format `load_photo` reads (the content decides, except that a
+        ``path`` with a camera RAW suffix goes to LibRaw, as for files).
+    path : str or path-like, optional
+        Where the bytes came from (a path or a URI such as ``s3://bucket/key.jpg``): recorded on the
+        Photo, named in errors, and its suffix tells RAW files apart.
+    native_detail, max_pixels
+        As for `load_photo`; the decompression-bomb limit is checked on the header, before decoding.
+
+    Returns
+    -------
+    Photo
+        The same as `load_photo` gives for a file with these bytes.
+
+    Raises
+    ------
+    EmptyFile, NotAnImage, CorruptImage, UnsupportedFormat, DecompressionBomb, AnalysisError
+        As for `load_photo`, naming ``path``.
+    TypeError
+        ``data`` is not bytes-like.
+    """
+    _check_max_pixels(max_pixels)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    path = None if path is None else os.fsdecode(os.fspath(path))
+    if len(data) == 0:
+        raise EmptyFile("file is empty (0 bytes)", path)
+    return _load_handle(io.BytesIO(data), path, native_detail=native_detail, max_pixels=max_pixels,
+                        in_memory=True)
 
 
 def load_photo(source, *, native_detail: bool = False, max_pixels: int = MAX_PIXELS) -> Photo:

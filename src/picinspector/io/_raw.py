@@ -70,7 +70,7 @@ def _exif_from_rawpy(raw) -> dict:
 
 
 def decode_raw(path: str, head: bytes, *, native_detail: bool, max_pixels: int,
-               working_long_side: int) -> tuple[np.ndarray, tuple[int, int], dict, int]:
+               working_long_side: int, source=None) -> tuple[np.ndarray, tuple[int, int], dict, int]:
     """Demosaic a camera RAW file to 8-bit sRGB.
 
     Parameters
@@ -85,6 +85,9 @@ def decode_raw(path: str, head: bytes, *, native_detail: bool, max_pixels: int,
         Sensor pixels above which the file is refused before decoding.
     working_long_side : int
         Long side of the working image; ``half_size`` is used when half the sensor covers it.
+    source : binary file object, optional
+        Read the RAW data from this (e.g. a ``BytesIO`` of bytes from object storage) instead of
+        opening ``path``.
 
     Returns
     -------
@@ -112,7 +115,7 @@ def decode_raw(path: str, head: bytes, *, native_detail: bool, max_pixels: int,
         raise NotAnImage("not a camera RAW file (no RAW header found)", path)
     rawpy = _import_rawpy(path)
     try:
-        raw = rawpy.imread(path)
+        raw = rawpy.imread(path if source is None else source)
     except rawpy.LibRawFileUnsupportedError as exc:
         raise UnsupportedFormat(f"RAW variant not supported by LibRaw: {exc}", path) from None
     except rawpy.LibRawTooBigError as exc:
