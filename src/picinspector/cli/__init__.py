@@ -16,7 +16,7 @@ imported below.
 
 from __future__ import annotations
 
-from . import analyze, captions, evaluate, fit_quality, info, train  # noqa: F401  (register the commands)
+from . import analyze, captions, evaluate, fit_quality, fit_scene, info, train  # noqa: F401  (register the commands)
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app, main
 from ._render import render_report
 

@@ -34,7 +34,27 @@ Bf16Opt = Annotated[Optional[bool], typer.Option(
 _ENGINE_FLAGS: dict[str, dict[str, str]] = {
     "classic": {"quality_model": "--quality-model"},
     "dinov2": {"model": "--model", "device": "--device", "crops": "--crops", "bf16": "--bf16"},
+    "effnet": {},
 }
+
+EngineOpt = Annotated[Optional[str], typer.Option(
+    "--engine", help="Scoring engine: effnet (default where it can run), classic or dinov2.", show_default=False)]
+
+
+def _resolve_engine(engine: str | None, **given: Any) -> str:
+    """The engine named, or else the default engine (`picinspector.pipeline.default_engine`); when
+    flags of one engine only are given (``--quality-model``), the default engine is that one if the
+    usual default does not take them."""
+    if engine is not None:
+        return engine
+    from ..pipeline import default_engine
+
+    default = default_engine()
+    flags = {name for name, value in given.items() if value is not None}
+    for candidate in (default, "classic"):
+        if flags <= set(_ENGINE_FLAGS.get(candidate, {})):
+            return candidate
+    return default
 
 
 def _engine_options(engine: str, **given: Any) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from rich.text import Text
 
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, app
 from ._common import (
+    EngineOpt,
+    _resolve_engine,
     _ENGINE_FLAGS,
     Bf16Opt,
     CropsOpt,
@@ -40,7 +42,7 @@ def analyze(
         "-o", "--output", metavar="FILE",
         help="Write a .jsonl or .csv file, with a progress bar; rerunning resumes where it stopped.")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
-    engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    engine: EngineOpt = None,
     quality_model: QualityModelOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -63,6 +65,8 @@ def analyze(
     from ..batch import iter_inputs, run_batch, writer_for
 
     feedback_options = _feedback_options(feedback, vlm_model, grounded, device)
+    engine = _resolve_engine(engine, quality_model=quality_model, model=model, crops=crops, bf16=bf16,
+                             device=None if feedback_options else device)
     # --device goes to the engine when it takes one; else to the vlm writer (an error when neither does)
     engine_device = device if "device" in _ENGINE_FLAGS.get(engine, {}) or not feedback_options else None
     engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=engine_device,

@@ -13,6 +13,8 @@ from rich.text import Text
 
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app
 from ._common import (
+    EngineOpt,
+    _resolve_engine,
     Bf16Opt,
     CropsOpt,
     DeviceOpt,
@@ -31,8 +33,7 @@ def eval_(
         "--dataset", metavar="DIR", help="Dataset folder (or its annotation/CSV file).", show_default=False)] = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="Scoring engine (classic, dinov2), or vlm for the "
-                                                          "feedback writer.")] = "classic",
+    engine: EngineOpt = None,
     quality_model: QualityModelOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -70,6 +71,7 @@ def eval_(
         raise _usage("eval needs --dataset DIR", "--dataset")
     if fmt is not None and fmt not in DATASETS:
         raise _usage(f"unknown dataset format {fmt!r}; choose from {', '.join(DATASETS)}", "--format")
+    engine = _resolve_engine(engine, quality_model=quality_model, model=model, device=device, crops=crops, bf16=bf16)
     engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops,
                                      bf16=bf16)
     if output is not None and not output.lower().endswith(".csv"):
