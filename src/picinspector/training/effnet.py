@@ -78,6 +78,7 @@ QUALITY_CANDIDATES: dict[str, QualityCandidate] = {
     "all@224": QualityCandidate((224,), _blocks(ALL_TAPS), False),
     "all@384": QualityCandidate((384,), _blocks(ALL_TAPS), False),
     "all@384+classic": QualityCandidate((384,), _blocks(ALL_TAPS), True),
+    "all@384+classic/pca512": QualityCandidate((384,), _blocks(ALL_TAPS), True, pca=512),
 }
 
 
