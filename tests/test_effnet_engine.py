@@ -121,7 +121,7 @@ def _fake_features(n, rng, signal):
     width = max(b for _, b in stats_layout(get_backbone("efficientnet-lite0")).values())
     stats = rng.normal(size=(n, width)).astype(np.float32)
     a, b = stats_layout(get_backbone("efficientnet-lite0"))["stage2.mean"]
-    stats[:, a] += 3 * signal  # the planted signal
+    stats[:, a:b] += 3 * np.asarray(signal, np.float32)[:, None]  # the planted signal, on a whole block
     emb = rng.normal(size=(n, 1280)).astype(np.float32)
     return {384: {"stats": stats, "embedding": emb / np.linalg.norm(emb, axis=1, keepdims=True),
                   "logits": rng.normal(size=(n, 1000)).astype(np.float32)}}
@@ -134,9 +134,11 @@ def test_a_quality_head_is_fitted_cross_validated_and_reloads(tmp_path):
     rng = np.random.default_rng(0)
     y = rng.uniform(0.2, 0.8, 120)
     feats = _fake_features(120, rng, y)
-    measures = [{"focus": float(v), "noise_sigma": 1.0, "lightness_mean": 50.0, "highlights_clipped_pct": 0.0,
-                 "shadows_crushed_pct": 0.0, "colorfulness": 30.0, "contrast_rms": 0.2, "jpeg_quality": 90,
-                 "blockiness": 1.0, "noise_chroma": 0.5} for v in rng.uniform(0, 1, 120)]
+    from picinspector.io import load_photo
+    from picinspector.measures import measure_all
+
+    base = measure_all(load_photo((rng.uniform(0, 255, (64, 64, 3))).astype(np.uint8)))
+    measures = [{**base, "focus": float(v)} for v in rng.uniform(0, 1, 120)]
     cand = fit.QualityCandidate((384,), ("stage2.mean", "stage2.std"), True, landmarks=60)
     fit.QUALITY_CANDIDATES["test"] = cand
     try:
@@ -179,7 +181,7 @@ def test_a_scene_head_trains_on_agreed_labels_of_several_files(tmp_path):
     rng = np.random.default_rng(1)
     target = np.array([classes.index(lab.agreed) if lab.agreed else 0 for lab in labels])
     feats = _fake_features(len(paths), rng, target)
-    feats[384]["embedding"][:, :4] += 2 * np.eye(4)[target]
+    feats[384]["embedding"][:, :40] += 2 * np.repeat(np.eye(4)[target], 10, axis=1)
     measures = [{"face_count": float(t == 1)} for t in target]
     fit.SCENE_CANDIDATES["test"] = SceneCandidate((384,), ("embedding",), (), ("face_count",), C=1.0)
     try:

@@ -79,6 +79,7 @@ QUALITY_CANDIDATES: dict[str, QualityCandidate] = {
     "all@384": QualityCandidate((384,), _blocks(ALL_TAPS), False),
     "all@384+classic": QualityCandidate((384,), _blocks(ALL_TAPS), True),
     "all@384+classic/pca512": QualityCandidate((384,), _blocks(ALL_TAPS), True, pca=512),
+    "all@384+classic/nystrom1000": QualityCandidate((384,), _blocks(ALL_TAPS), True, pca=None, landmarks=1000),
 }
 
 
