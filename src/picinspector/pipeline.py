@@ -67,12 +67,13 @@ def _check_effnet(**options: Any) -> None:
     EffnetEngine.check(**options)
 
 
-def default_engine() -> str:
+def default_engine(options: Any = ()) -> str:
     """The engine `Inspector` uses when none is named: ``effnet`` when it can run here
-    (onnxruntime importable, its graph and heads installed), else ``classic``."""
+    (onnxruntime importable, its graph and heads installed) and takes the given engine ``options``
+    (names), else ``classic`` (e.g. ``quality_model=...`` means the classic engine)."""
     from .models.effnet.engine import available
 
-    return "effnet" if available() else "classic"
+    return "effnet" if available() and set(options) <= {"quality_head", "scene_head"} else "classic"
 
 
 #: Engines by name. A factory takes the engine's own options and returns an `Engine`; deep engines
@@ -95,7 +96,7 @@ def check_options(engine: str | None = None, feedback: str = "rules", *, native_
     ValueError, ImportError, picinspector.models.WeightsNotFound
         As building the `Inspector` would.
     """
-    engine = default_engine() if engine is None else engine
+    engine = default_engine(engine_options) if engine is None else engine
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
     if feedback not in FEEDBACK_WRITERS:
@@ -134,7 +135,7 @@ class Inspector:
     def __init__(self, engine: str | None = None, feedback: str = "rules", *, native_detail: bool = False,
                  max_pixels: int = MAX_PIXELS, threads: int | None = None,
                  feedback_options: dict[str, Any] | None = None, **engine_options: Any) -> None:
-        engine = default_engine() if engine is None else engine
+        engine = default_engine(engine_options) if engine is None else engine
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
         if feedback not in FEEDBACK_WRITERS:
