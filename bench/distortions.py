@@ -7,7 +7,9 @@ score has SRCC -1 or +1 with its own distortion (sign = the expected direction) 
 with the others (stability). Targets: own attribute >= 0.95 in the expected direction, quality
 >= 0.9 in the falling direction for every type.
 
-    .venv/bin/python bench/distortions.py [--biq 12]
+    .venv/bin/python bench/distortions.py [--biq 12] [--engine classic] [--engine effnet]
+
+With several engines, the full tables are printed for each, then one table of the quality SRCC side by side.
 """
 
 from __future__ import annotations
@@ -100,9 +102,10 @@ def photos(n_biq: int) -> dict[str, np.ndarray]:
     return out
 
 
-def run(n_biq: int) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+def run(n_biq: int, engine: str = "classic") -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Mean per-photo SRCC(level, score) and mean change of each score from level 0 to the last."""
-    inspector = Inspector()
+    inspector = Inspector(engine=engine)
+    MID_GREY.clear()
     rhos: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     deltas: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     mid: dict[str, list[float]] = {k: [] for k in DISTORTIONS}  # quality SRCC, mid-grey originals only
@@ -131,9 +134,24 @@ MID_GREY: dict[str, tuple[float, int]] = {}
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--biq", type=int, default=12, help="BIQ2021 photos to add from ../shared (0: none)")
+    ap.add_argument("--engine", action="append", help="Engine(s) to run (default: classic).")
     args = ap.parse_args()
-    n_photos = len(SAMPLES) + len(biq_images(args.biq))
-    result, delta = run(args.biq)
+    quality = {}
+    for engine in args.engine or ["classic"]:
+        print(f"## engine {engine}\n")
+        quality[engine] = report(args.biq, engine)
+    if len(quality) > 1:
+        print("Quality: mean per-photo SRCC(level, quality); -1 = falls with every level")
+        print("| distortion | " + " | ".join(quality) + " |")
+        print("|---|" + "---|" * len(quality))
+        for name in DISTORTIONS:
+            print(f"| {name} | " + " | ".join(f"{q[name]:+.2f}" for q in quality.values()) + " |")
+
+
+def report(n_biq: int, engine: str) -> dict[str, float]:
+    """Print the tables of one engine; return its quality SRCC per distortion."""
+    n_photos = len(SAMPLES) + len(biq_images(n_biq))
+    result, delta = run(n_biq, engine)
     print(f"{n_photos} photos x {len(DISTORTIONS)} distortions x 5 levels; mean per-photo SRCC(level, score);"
           " **bold** = the distortion's own score, expected sign in brackets")
     print("| distortion | " + " | ".join(SCORE_NAMES) + " | own target met |")
@@ -159,6 +177,8 @@ def main() -> None:
     for name, d in DISTORTIONS.items():
         cells = [f"**{delta[name][s]:+.1f}**" if s == d.own else f"{delta[name][s]:+.1f}" for s in SCORE_NAMES]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    return {name: result[name]["quality"] for name in DISTORTIONS}
 
 
 if __name__ == "__main__":

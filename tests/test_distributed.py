@@ -300,7 +300,7 @@ def test_ray_manifest_input_through_the_cli(ray_address, photos, tmp_path):
     listed = [photos["good"][0], "file://" + os.path.abspath(photos["good"][4]), photos["bad"][1]]
     pq.write_table(pa.table({"uri": listed}), manifest)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["analyze", str(manifest), "--ray", "--ray-actors", "2", "--no-progress",
+    result = CliRunner().invoke(app, ["analyze", str(manifest), "--ray", "--ray-actors", "2", "--no-progress", "--engine", "classic",
                                       "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "2 analysed, 0 already done, 1 failed" in result.output

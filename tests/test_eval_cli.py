@@ -112,7 +112,7 @@ LAYOUTS = {"spaq": _spaq, "koniq": _koniq, "biq2021-labels": _biq_labels, "biq20
 def test_eval_json_in_every_format(tmp_path, photos, layout):
     root = LAYOUTS[layout](tmp_path / layout, photos)
     fmt = layout.split("-")[0]
-    result = _invoke("--dataset", root, "--format", fmt, "--json")
+    result = _invoke("--dataset", root, "--format", fmt, "--engine", "classic", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)  # nothing but one JSON object on stdout
     assert set(out) == {"dataset", "counts", "quality", "attributes", "scenes", "failures", "skipped", "seconds",
@@ -203,7 +203,7 @@ def test_evaluate_api_with_an_inspector_and_duplicates(tmp_path, photos):
     _write(tmp_path, photos[:3])
     samples = [Sample(path=str(tmp_path / p["name"]), mos=p["mos01"], mos01=p["mos01"]) for p in photos[:3]]
     samples.append(samples[0])  # the same image listed twice is analysed once, counted twice
-    with Inspector(threads=1) as inspector:
+    with Inspector(engine="classic", threads=1) as inspector:
         result = evaluate(samples, inspector, progress=False)
     assert result.counts == {"total": 4, "scored": 4, "failed": 0, "skipped": 0}
     assert result.predictions[0]["quality"] == result.predictions[3]["quality"]

@@ -20,11 +20,16 @@ Source = Union[str, "os.PathLike[str]", Image.Image, np.ndarray]
 
 
 class Engine(Protocol):
-    """What an engine does: scores and a scene for a photo, given the classic measures."""
+    """What an engine does: scores and a scene for a photo, given the classic measures.
+
+    ``predict`` may return a third item, a dict of extras for `Report.extras` (e.g. ``"embedding"``).
+    Optional methods: ``use_threads(n)`` (the inspector's thread count), ``embed(photo)`` (a unit-norm
+    vector, for `Inspector.embed`).
+    """
 
     name: str
 
-    def predict(self, photo: Photo, measures: dict[str, Any]) -> tuple[dict[str, float], SceneResult]: ...
+    def predict(self, photo: Photo, measures: dict[str, Any]) -> tuple[Any, ...]: ...
 
 
 class FeedbackWriter(Protocol):
@@ -50,16 +55,37 @@ def _check_dinov2(**options: Any) -> None:
     Dinov2Engine.check(**options)
 
 
+def _effnet(**options: Any) -> Engine:
+    from .models.effnet.engine import EffnetEngine
+
+    return EffnetEngine(**options)
+
+
+def _check_effnet(**options: Any) -> None:
+    from .models.effnet.engine import EffnetEngine
+
+    EffnetEngine.check(**options)
+
+
+def default_engine(options: Any = ()) -> str:
+    """The engine `Inspector` uses when none is named: ``effnet`` when it can run here
+    (onnxruntime importable, its graph and heads installed) and takes the given engine ``options``
+    (names), else ``classic`` (e.g. ``quality_model=...`` means the classic engine)."""
+    from .models.effnet.engine import available
+
+    return "effnet" if available() and set(options) <= {"quality_head", "scene_head"} else "classic"
+
+
 #: Engines by name. A factory takes the engine's own options and returns an `Engine`; deep engines
 #: import their heavy dependencies inside their factory, so importing picinspector stays light.
-ENGINES: dict[str, Callable[..., Engine]] = {"classic": _classic, "dinov2": _dinov2}
+ENGINES: dict[str, Callable[..., Engine]] = {"classic": _classic, "dinov2": _dinov2, "effnet": _effnet}
 
 #: Engines whose factory loads a model: name -> a cheap check of the same options (raises what the
 #: factory would raise, loads no weights). Others are checked by building them.
-ENGINE_CHECKS: dict[str, Callable[..., None]] = {"dinov2": _check_dinov2}
+ENGINE_CHECKS: dict[str, Callable[..., None]] = {"dinov2": _check_dinov2, "effnet": _check_effnet}
 
 
-def check_options(engine: str = "classic", feedback: str = "rules", *, native_detail: bool = False,
+def check_options(engine: str | None = None, feedback: str = "rules", *, native_detail: bool = False,
                   max_pixels: int = MAX_PIXELS, threads: int | None = None,
                   feedback_options: dict[str, Any] | None = None, **engine_options: Any) -> None:
     """Validate `Inspector` options without loading any model: what the parent of worker processes
@@ -70,6 +96,7 @@ def check_options(engine: str = "classic", feedback: str = "rules", *, native_de
     ValueError, ImportError, picinspector.models.WeightsNotFound
         As building the `Inspector` would.
     """
+    engine = default_engine(engine_options) if engine is None else engine
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
     if feedback not in FEEDBACK_WRITERS:
@@ -85,8 +112,8 @@ class Inspector:
 
     Parameters
     ----------
-    engine : str
-        Name in `ENGINES` ("classic" by default).
+    engine : str, optional
+        Name in `ENGINES`; by default `default_engine()`: "effnet" where it can run, else "classic".
     feedback : str
         Name in `FEEDBACK_WRITERS` ("rules" by default; "vlm" for the neural writer).
     feedback_options : dict, optional
@@ -98,15 +125,17 @@ class Inspector:
     max_pixels : int
         Decompression-bomb limit; larger images are refused before decoding.
     threads : int
-        Measure groups run on this many threads (default: 2, or 1 on a one-core machine). Use 1
-        when running several inspectors in parallel processes.
+        Measure groups run on this many threads (default: 2, or 1 on a one-core machine), and so does
+        an engine that takes a thread count (effnet's onnxruntime session). Use 1 when running several
+        inspectors in parallel processes.
     **engine_options
         Passed to the engine's factory (e.g. ``model=RUN_DIR`` for deep engines).
     """
 
-    def __init__(self, engine: str = "classic", feedback: str = "rules", *, native_detail: bool = False,
+    def __init__(self, engine: str | None = None, feedback: str = "rules", *, native_detail: bool = False,
                  max_pixels: int = MAX_PIXELS, threads: int | None = None,
                  feedback_options: dict[str, Any] | None = None, **engine_options: Any) -> None:
+        engine = default_engine(engine_options) if engine is None else engine
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose from {sorted(ENGINES)}")
         if feedback not in FEEDBACK_WRITERS:
@@ -126,6 +155,8 @@ class Inspector:
         self.threads = min(2, os.cpu_count() or 1) if threads is None else int(threads)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
+        if hasattr(self.engine, "use_threads"):
+            self.engine.use_threads(self.threads)
         self._pool: ThreadPoolExecutor | None = None
 
     def load(self, source: Source) -> Photo:
@@ -149,7 +180,7 @@ class Inspector:
             raise
         except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
             raise AnalysisError(f"could not measure the image: {exc}", photo.path) from exc
-        scores, scene = self.engine.predict(photo, measures)
+        scores, scene, *more = self.engine.predict(photo, measures)
         findings, feedback = self.write_feedback(photo, measures, scores, scene)
         return Report(
             path=photo.path,
@@ -164,7 +195,25 @@ class Inspector:
             measures=measures,
             engine=self.engine_name,
             version=__version__,
+            extras=dict(more[0]) if more else {},
         )
+
+    def embed(self, source: Source) -> np.ndarray:
+        """The photo's embedding (a unit-norm float32 vector) from an engine that has one (effnet).
+
+        Raises
+        ------
+        NotImplementedError
+            The engine has no embedding (classic, dinov2).
+        picinspector.errors.PicInspectorError
+            As `analyze`, when the photo cannot be read.
+        """
+        embed = getattr(self.engine, "embed", None)
+        if embed is None:
+            raise NotImplementedError(f"the {self.engine_name} engine gives no embedding; use "
+                                      "Inspector(engine='effnet')")
+        photo = source if isinstance(source, Photo) else self.load(source)
+        return embed(photo)
 
 
     def _executor(self) -> ThreadPoolExecutor | None:

@@ -18,7 +18,17 @@ imported below.
 
 from __future__ import annotations
 
-from . import analyze, captions, evaluate, fit_quality, info, report, serve, train  # noqa: F401  (register the commands)
+from . import (  # noqa: F401  (register the commands)
+               analyze,
+               captions,
+               evaluate,
+               fit_quality,
+               fit_scene,
+               info,
+               report,
+               serve,
+               train,
+)
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app, main
 from ._render import render_report
 

@@ -34,7 +34,27 @@ Bf16Opt = Annotated[Optional[bool], typer.Option(
 _ENGINE_FLAGS: dict[str, dict[str, str]] = {
     "classic": {"quality_model": "--quality-model"},
     "dinov2": {"model": "--model", "device": "--device", "crops": "--crops", "bf16": "--bf16"},
+    "effnet": {},
 }
+
+EngineOpt = Annotated[Optional[str], typer.Option(
+    "--engine", help="Scoring engine: effnet (default where it can run), classic or dinov2.", show_default=False)]
+
+
+def _resolve_engine(engine: str | None, **given: Any) -> str:
+    """The engine named, or else the default engine (`picinspector.pipeline.default_engine`); when
+    flags of one engine only are given (``--quality-model``), the default engine is that one if the
+    usual default does not take them."""
+    if engine is not None:
+        return engine
+    from ..pipeline import default_engine
+
+    default = default_engine()
+    flags = {name for name, value in given.items() if value is not None}
+    for candidate in (default, "classic"):
+        if flags <= set(_ENGINE_FLAGS.get(candidate, {})):
+            return candidate
+    return default
 
 
 def _engine_options(engine: str, **given: Any) -> dict[str, Any]:
@@ -112,10 +132,7 @@ def _inspector_or_exit(options: dict[str, Any], err: Console, parallel: bool = F
         raise typer.Exit(EXIT_USAGE) from None
 
 
-
 # The analysis options of `analyze`, for the commands that analyse photos too (`report`, `serve`).
-EngineOpt = Annotated[Optional[str], typer.Option(
-    "--engine", help="Scoring engine (default: the same as `analyze`).", show_default=False)]
 FeedbackOpt = Annotated[str, typer.Option("--feedback", help="Feedback writer: rules, or vlm (neural).")]
 VlmModelOpt = Annotated[Optional[str], typer.Option(
     "--vlm-model", metavar="RUN_DIR", help="--feedback vlm: a `train --engine vlm` run folder (or merged export).")]
@@ -126,21 +143,13 @@ NativeDetailOpt = Annotated[bool, typer.Option(
     "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")]
 
 
-def _default_engine() -> str:
-    """The engine `Inspector` uses when none is named (one place decides the default)."""
-    import inspect
-
-    from ..pipeline import Inspector
-
-    return inspect.signature(Inspector).parameters["engine"].default
-
-
 def _inspector_options(engine: str | None, feedback: str, vlm_model: str | None, grounded: bool | None,
                        device: str | None, native_detail: bool, **engine_given: Any) -> dict[str, Any]:
-    """`Inspector` keyword arguments from the analysis options, checked as `analyze` checks them
-    (usage errors for flags that do not apply). ``engine_given``: quality_model, model, crops, bf16."""
-    engine = engine or _default_engine()
+    """`Inspector` keyword arguments from the analysis options, with usage errors for flags that do not
+    apply. ``engine`` None means the default engine (`_resolve_engine`); ``engine_given``:
+    quality_model, model, crops, bf16."""
     feedback_options = _feedback_options(feedback, vlm_model, grounded, device)
+    engine = _resolve_engine(engine, **engine_given, device=None if feedback_options else device)
     # --device goes to the engine when it takes one; else to the vlm writer (an error when neither does)
     engine_device = device if "device" in _ENGINE_FLAGS.get(engine, {}) or not feedback_options else None
     engine_options = _engine_options(engine, device=engine_device, **engine_given)

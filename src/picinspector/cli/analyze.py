@@ -15,14 +15,17 @@ from rich.text import Text
 
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, app
 from ._common import (
-    _ENGINE_FLAGS,
     Bf16Opt,
     CropsOpt,
     DeviceOpt,
+    EngineOpt,
+    FeedbackOpt,
+    GroundedOpt,
     ModelOpt,
+    NativeDetailOpt,
     QualityModelOpt,
-    _engine_options,
-    _feedback_options,
+    VlmModelOpt,
+    _inspector_options,
     _inspector_or_exit,
     _usage,
 )
@@ -41,21 +44,16 @@ def analyze(
         "-o", "--output", metavar="FILE",
         help="Write a .jsonl or .csv file, with a progress bar; rerunning resumes where it stopped.")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")] = 1,
-    engine: Annotated[str, typer.Option("--engine", help="Scoring engine.")] = "classic",
+    engine: EngineOpt = None,
     quality_model: QualityModelOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
     crops: CropsOpt = None,
     bf16: Bf16Opt = None,
-    feedback: Annotated[str, typer.Option("--feedback", help="Feedback writer: rules, or vlm (neural).")] = "rules",
-    vlm_model: Annotated[Optional[str], typer.Option(
-        "--vlm-model", metavar="RUN_DIR", help="--feedback vlm: a `train --engine vlm` run folder (or merged export).")
-    ] = None,
-    grounded: Annotated[Optional[bool], typer.Option(
-        "--grounded/--no-grounded", help="--feedback vlm: put the measured scores and findings into the prompt "
-                                         "(default: as the model was trained).")] = None,
-    native_detail: Annotated[bool, typer.Option(
-        "--native-detail", help="Decode large JPEGs at full resolution for noise and focus (slower).")] = False,
+    feedback: FeedbackOpt = "rules",
+    vlm_model: VlmModelOpt = None,
+    grounded: GroundedOpt = None,
+    native_detail: NativeDetailOpt = False,
     retry_errors: Annotated[bool, typer.Option(
         "--retry-errors", help="With -o: analyse again the images that failed in a previous run.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (with -o).")] = False,
@@ -68,17 +66,12 @@ def analyze(
     """Analyse photos: scores, scene, findings and feedback."""
     from ..batch import iter_inputs, run_batch, writer_for
 
-    feedback_options = _feedback_options(feedback, vlm_model, grounded, device)
-    # --device goes to the engine when it takes one; else to the vlm writer (an error when neither does)
-    engine_device = device if "device" in _ENGINE_FLAGS.get(engine, {}) or not feedback_options else None
-    engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=engine_device,
-                                     crops=crops, bf16=bf16)
+    options = _inspector_options(engine, feedback, vlm_model, grounded, device, native_detail,
+                                 quality_model=quality_model, model=model, crops=crops, bf16=bf16)
     if ray or ray_address is not None:
         from ._ray import analyze_on_ray
 
-        return analyze_on_ray(path, output, {"engine": engine, "feedback": feedback, "native_detail": native_detail,
-                                             **engine_options, **({"feedback_options": feedback_options}
-                                                                  if feedback_options else {})},
+        return analyze_on_ray(path, output, options,
                               address=ray_address, actors=ray_actors, gpus=ray_gpus, manifest_column=manifest_column,
                               retry_errors=retry_errors, progress=not no_progress, jobs=jobs, json_lines=json_lines)
     for flag, value in (("--ray-actors", ray_actors), ("--ray-gpus", ray_gpus or None),
@@ -100,9 +93,7 @@ def analyze(
         raise _usage(f"no images found in {' '.join(path)}", "PATH")
 
     err = Console(stderr=True)
-    options = _inspector_or_exit({"engine": engine, "feedback": feedback, "native_detail": native_detail,
-                                  **engine_options, **({"feedback_options": feedback_options} if feedback_options
-                                                       else {})}, err, parallel=jobs > 1 and len(inputs) > 1)
+    options = _inspector_or_exit(options, err, parallel=jobs > 1 and len(inputs) > 1)
     if output is not None:
         try:
             summary = run_batch(inputs, output, jobs=jobs, inspector_options=options,

@@ -16,11 +16,13 @@ from ._common import (
     Bf16Opt,
     CropsOpt,
     DeviceOpt,
+    EngineOpt,
     ModelOpt,
     QualityModelOpt,
     _deep_modules,
     _engine_options,
     _inspector_or_exit,
+    _resolve_engine,
     _usage,
 )
 
@@ -31,8 +33,7 @@ def eval_(
         "--dataset", metavar="DIR", help="Dataset folder (or its annotation/CSV file).", show_default=False)] = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="spaq, koniq, biq2021 or csv (default: detected from the files).")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="Scoring engine (classic, dinov2), or vlm for the "
-                                                          "feedback writer.")] = "classic",
+    engine: EngineOpt = None,
     quality_model: QualityModelOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -70,6 +71,7 @@ def eval_(
         raise _usage("eval needs --dataset DIR", "--dataset")
     if fmt is not None and fmt not in DATASETS:
         raise _usage(f"unknown dataset format {fmt!r}; choose from {', '.join(DATASETS)}", "--format")
+    engine = _resolve_engine(engine, quality_model=quality_model, model=model, device=device, crops=crops, bf16=bf16)
     engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops,
                                      bf16=bf16)
     if output is not None and not output.lower().endswith(".csv"):

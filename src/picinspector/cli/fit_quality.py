@@ -18,8 +18,16 @@ from ._common import _usage
 def fit_quality_cmd(
     dataset: Annotated[str, typer.Option("--dataset", help="Folder of a labelled dataset.")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="Dataset format (default: detected).")] = None,
-    output: Annotated[str, typer.Option("-o", "--output", metavar="FILE.npz",
-                                        help="Where to write the model.")] = "quality_model.npz",
+    engine: Annotated[str, typer.Option(
+        "--engine", help="classic: the classic engine's quality model; effnet: the effnet engine's quality head.")
+    ] = "classic",
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", metavar="FILE.npz",
+        help="Where to write the model (default: quality_model.npz, or quality_head.npz for effnet).")] = None,
+    features_cache: Annotated[Optional[str], typer.Option(
+        "--features-cache", metavar="DIR",
+        help="effnet: keep the backbone outputs here (default: DATASET.effnet-features); a refit reads them back.")
+    ] = None,
     cache: Annotated[Optional[str], typer.Option(
         "--cache", metavar="FILE.jsonl",
         help="Keep the measured reports here; a rerun (or a refit) reads them back instead of measuring again.")] = None,
@@ -30,17 +38,23 @@ def fit_quality_cmd(
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes for measuring.")] = 1,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
-    """Fit the classic engine's quality model to a labelled dataset (cross-validated, deterministic)."""
+    """Fit a quality model to a labelled dataset (cross-validated, deterministic): the classic engine's, or
+    with --engine effnet the effnet engine's head."""
     import numpy as np
 
     from ..datasets import CITATIONS, load_dataset
-    from ..training.fit_quality import CANDIDATES, fit_quality, measure_dataset
+    from ..training.fit_quality import fit_quality, measure_dataset
 
     err = Console(stderr=True)
-    cands = [c.strip() for c in candidates.split(",")] if candidates else list(CANDIDATES)
-    bad = [c for c in cands if c not in CANDIDATES]
+    if engine not in FITTERS:
+        raise _usage(f"unknown engine {engine!r}; choose from {', '.join(FITTERS)}", "--engine")
+    if engine == "classic" and features_cache is not None:
+        raise _usage("--features-cache applies to --engine effnet", "--features-cache")
+    table_of = FITTERS[engine]()
+    cands = [c.strip() for c in candidates.split(",")] if candidates else list(table_of)
+    bad = [c for c in cands if c not in table_of]
     if bad:
-        raise _usage(f"unknown candidates {bad}; choose from {', '.join(CANDIDATES)}", "--candidates")
+        raise _usage(f"unknown candidates {bad}; choose from {', '.join(table_of)}", "--candidates")
     try:
         fmt, samples = load_dataset(dataset, fmt)
     except ValueError as exc:  # unknown format, missing annotation file (DatasetError is a ValueError)
@@ -55,10 +69,36 @@ def fit_quality_cmd(
         raise _usage(str(exc), "--cache") from None
     kept = [s for s in samples if os.path.abspath(s.path) in measures]
     err.print(f"{len(kept)} photos measured, {len(errors)} could not be read", markup=False)
-    result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
-                         trained_on={"dataset": os.path.basename(os.path.normpath(dataset)), "format": fmt,
-                                     "n": len(kept), "citation": CITATIONS.get(fmt)},
-                         candidates=cands, folds=folds, seed=seed, progress=lambda line: err.print(line, markup=False))
+    trained_on = {"dataset": os.path.basename(os.path.normpath(dataset)), "format": fmt, "n": len(kept),
+                  "citation": CITATIONS.get(fmt)}
+    say = lambda line: err.print(line, markup=False)  # noqa: E731
+    if engine == "effnet":
+        from ..training.effnet import QUALITY_CANDIDATES, fit_quality_head, head_sides
+        from ..training.effnet_features import backbone_features
+
+        paths = [os.path.abspath(s.path) for s in kept]
+        try:
+            feats = backbone_features(paths, features_cache or f"{os.path.normpath(dataset)}.effnet-features",
+                                      sides=head_sides(*(QUALITY_CANDIDATES[c] for c in cands)), jobs=jobs)
+        except KeyboardInterrupt:
+            err.print(Text("Interrupted; rerun the same command to resume", style="yellow"), soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except ValueError as exc:
+            raise _usage(str(exc), "--features-cache") from None
+        readable = set.intersection(*(set(f.paths) for f in feats.values()))
+        kept = [s for s, p in zip(kept, paths) if p in readable]
+        sub = {side: {"stats": f.stats[r], "embedding": f.embedding[r], "logits": f.logits[r]}
+               for side, f in feats.items() for r in [f.rows([s.path for s in kept])]}
+        result = fit_quality_head(sub, [measures[os.path.abspath(s.path)] for s in kept],
+                                  np.array([s.mos01 for s in kept]), trained_on={**trained_on, "n": len(kept)},
+                                  candidates=cands, folds=folds, seed=seed, progress=say)
+        model = result.head.model
+        output = output or "quality_head.npz"
+    else:
+        result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
+                             trained_on=trained_on, candidates=cands, folds=folds, seed=seed, progress=say)
+        model = result.model
+        output = output or "quality_model.npz"
     table = Table(title=f"{folds}-fold cross-validation, seed {seed}, n = {result.n}")
     for col in ("candidate", "SRCC", "PLCC", "PLCC raw", "KRCC", "SRCC per fold"):
         table.add_column(col)
@@ -67,6 +107,22 @@ def fit_quality_cmd(
         table.add_row(name + mark, f"{cv['srcc']:.3f}", f"{cv['plcc']:.3f}", f"{cv['plcc_raw']:.3f}",
                       f"{cv['krcc']:.3f}", " ".join(f"{v:.3f}" for v in cv["srcc_folds"]))
     Console().print(table)
-    result.model.save(output)
-    err.print(f"model ({result.chosen}, {len(result.model.features)} features) -> {output}", markup=False)
+    model.save(output)
+    err.print(f"model ({result.chosen}, {len(model.features)} features) -> {output}", markup=False)
+
+
+def _classic_candidates() -> dict:
+    from ..training.fit_quality import CANDIDATES
+
+    return CANDIDATES
+
+
+def _effnet_candidates() -> dict:
+    from ..training.effnet import QUALITY_CANDIDATES
+
+    return QUALITY_CANDIDATES
+
+
+#: Engines whose quality model this command fits -> their candidate table.
+FITTERS = {"classic": _classic_candidates, "effnet": _effnet_candidates}
 

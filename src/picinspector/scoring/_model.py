@@ -7,6 +7,8 @@ File layout (``np.savez_compressed``; every entry a plain array, loaded with ``a
   "target": {...}, "trained_on": {...}, "cv": {...}, "picinspector_version", "seed"}``;
 - ``x_fill`` (value for a missing feature: the training median), ``x_mean``, ``x_scale``
   (standardisation), one per feature;
+- optionally ``x_proj`` (features x k): a linear projection applied after standardisation (e.g. the
+  leading principal components), so that the members work on k inputs;
 - per member, arrays named ``<prefix><name>`` as its kind needs (see `MEMBER_KINDS`).
 
 The prediction is the weighted sum of the members' outputs, on the target scale 0-1 (the
@@ -111,9 +113,15 @@ class QualityModel:
         np.savez_compressed(path, meta=np.array(json.dumps(self.meta, sort_keys=True)), **self.arrays)
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
-        """Fill missing values with the training medians and standardise."""
+        """Fill missing values with the training medians, standardise, and project (``x_proj``)."""
         x = np.where(np.isfinite(x), x, self.arrays["x_fill"])
-        return (x - self.arrays["x_mean"]) / self.arrays["x_scale"]
+        z = (x - self.arrays["x_mean"]) / self.arrays["x_scale"]
+        return z if self._projection is None else z @ self._projection
+
+    @cached_property
+    def _projection(self) -> np.ndarray | None:
+        proj = self.arrays.get("x_proj")
+        return None if proj is None else proj.astype(np.float64)
 
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """Predictions on the 0-1 target scale for a raw feature matrix (n, d) in `features` order."""

@@ -1,0 +1,201 @@
+"""The effnet engine end to end (shipped graph and heads, onnxruntime, no torch), the default-engine
+rule, the embedding API, and the head fitting on data the tests make."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import picinspector
+from picinspector import Inspector
+from picinspector.scene import SCENES
+
+pytest.importorskip("skimage", reason="sample photos come from scikit-image (the 'samples' extra)")
+from picinspector.samples import write_samples  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    return {p.stem: p for p in write_samples(tmp_path_factory.mktemp("samples"))}
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    with Inspector(engine="effnet", threads=1) as ins:
+        yield ins
+
+
+def test_effnet_scores_a_photo_with_the_common_schema(samples, effnet):
+    report = effnet.analyze(samples["chelsea"])
+    d = report.to_dict()
+    assert d["engine"] == "effnet" and d["scene"]["method"] == "effnet"
+    assert d["scene"]["label"] == "animal" and d["scene"]["confidence"] > 0.5
+    assert set(d["scene"]["probabilities"]) == set(SCENES)
+    assert sum(d["scene"]["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert all(0 <= v <= 100 for v in d["scores"].values())
+    emb = report.extras["embedding"]
+    assert emb.dtype == np.float32 and emb.shape == (1280,) and np.linalg.norm(emb) == pytest.approx(1, abs=1e-5)
+    assert "embedding" not in json.dumps(d)  # the embedding stays in the Python API
+    classic = Inspector(engine="classic", threads=1).analyze(samples["chelsea"]).to_dict()
+    for name in ("brightness", "colorfulness", "contrast", "noisiness", "sharpness"):  # the classic attributes
+        assert d["scores"][name] == classic["scores"][name]
+
+
+def test_scenes_of_the_sample_photos(samples, effnet):
+    assert effnet.analyze(samples["coffee"]).scene.label == "still_life"
+    assert effnet.analyze(samples["astronaut"]).scene.label == "human"
+    assert effnet.analyze(samples["flower"]).scene.label == "plant"
+
+
+def test_quality_falls_with_blur_and_noise(samples, effnet):
+    img = np.asarray(Image.open(samples["coffee"]).convert("RGB"), np.float32) / 255
+    import cv2
+
+    blurred = [effnet.analyze((np.clip(cv2.GaussianBlur(img, (0, 0), s) if s else img, 0, 1) * 255).astype(np.uint8))
+               .scores["quality"] for s in (0, 2, 4)]
+    rng = np.random.default_rng(0)
+    noisy = [effnet.analyze((np.clip(img + rng.normal(0, s / 255, img.shape), 0, 1) * 255).astype(np.uint8))
+             .scores["quality"] for s in (0, 10, 25)]
+    assert blurred[0] > blurred[1] > blurred[2]
+    assert noisy[0] > noisy[1] > noisy[2]
+
+
+def test_embed_gives_the_report_embedding_and_near_duplicates_are_close(samples, effnet):
+    emb = effnet.embed(samples["china"])
+    np.testing.assert_allclose(emb, effnet.analyze(samples["china"]).extras["embedding"], atol=1e-6)
+    noisy = effnet.embed(samples["china_noisy"])
+    other = effnet.embed(samples["coffee"])
+    assert float(emb @ noisy) > float(emb @ other) + 0.1
+    with pytest.raises(NotImplementedError, match="effnet"):
+        Inspector(engine="classic").embed(samples["china"])
+
+
+def test_effnet_is_the_default_where_it_can_run(monkeypatch):
+    from picinspector.models.effnet import engine
+
+    assert engine.available()
+    assert Inspector().engine_name == "effnet"
+    assert picinspector.analyze(np.full((64, 64, 3), 128, np.uint8)).engine == "effnet"
+    monkeypatch.setattr(engine, "available", lambda: False)
+    assert Inspector().engine_name == "classic"
+
+
+def test_cli_default_engine_and_forcing_classic(samples):
+    from typer.testing import CliRunner
+
+    from picinspector.cli import app
+
+    runner = CliRunner()
+    row = json.loads(runner.invoke(app, ["analyze", str(samples["flower"]), "--json"]).stdout)
+    assert row["engine"] == "effnet"
+    row = json.loads(runner.invoke(app, ["analyze", str(samples["flower"]), "--json", "--engine", "classic"]).stdout)
+    assert row["engine"] == "classic"
+    # a classic-only flag without --engine picks the engine that takes it
+    row = json.loads(runner.invoke(app, ["analyze", str(samples["flower"]), "--json", "--quality-model",
+                                         "handmade"]).stdout)
+    assert row["engine"] == "classic"
+    bad = runner.invoke(app, ["analyze", str(samples["flower"]), "--engine", "effnet", "--quality-model", "handmade"])
+    assert bad.exit_code == 2
+
+
+def test_batch_workers_run_effnet(samples, tmp_path):
+    from picinspector.batch import run_batch
+
+    out = tmp_path / "rows.jsonl"
+    paths = [str(samples[n]) for n in ("chelsea", "coffee", "china")]
+    summary = run_batch(paths, str(out), jobs=2, inspector_options={"engine": "effnet"}, progress=False)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary.analysed == 3 and {r["engine"] for r in rows} == {"effnet"}
+    serial = {str(samples[n]): Inspector(engine="effnet", threads=1).analyze(samples[n]).to_dict()["scores"]
+              for n in ("chelsea",)}
+    assert next(r for r in rows if r["path"] == str(samples["chelsea"]))["scores"] == serial[str(samples["chelsea"])]
+
+
+# --- heads and their fitting, on features the tests make --------------------------------------------
+
+def _fake_features(n, rng, signal):
+    from picinspector.models.effnet import get_backbone
+    from picinspector.models.effnet.export import stats_layout
+
+    width = max(b for _, b in stats_layout(get_backbone("efficientnet-lite0")).values())
+    stats = rng.normal(size=(n, width)).astype(np.float32)
+    a, b = stats_layout(get_backbone("efficientnet-lite0"))["stage2.mean"]
+    stats[:, a:b] += 3 * np.asarray(signal, np.float32)[:, None]  # the planted signal, on a whole block
+    emb = rng.normal(size=(n, 1280)).astype(np.float32)
+    return {384: {"stats": stats, "embedding": emb / np.linalg.norm(emb, axis=1, keepdims=True),
+                  "logits": rng.normal(size=(n, 1000)).astype(np.float32)}}
+
+
+def test_a_quality_head_is_fitted_cross_validated_and_reloads(tmp_path):
+    from picinspector.models.effnet._heads import QualityHead
+    from picinspector.training import effnet as fit
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0.2, 0.8, 120)
+    feats = _fake_features(120, rng, y)
+    from picinspector.io import load_photo
+    from picinspector.measures import measure_all
+
+    base = measure_all(load_photo((rng.uniform(0, 255, (64, 64, 3))).astype(np.uint8)))
+    measures = [{**base, "focus": float(v)} for v in rng.uniform(0, 1, 120)]
+    cand = fit.QualityCandidate((384,), ("stage2.mean", "stage2.std"), True, landmarks=60)
+    fit.QUALITY_CANDIDATES["test"] = cand
+    try:
+        result = fit.fit_quality_head(feats, measures, y, trained_on={"dataset": "synthetic"}, candidates=["test"])
+    finally:
+        del fit.QUALITY_CANDIDATES["test"]
+    assert result.cv["test"]["srcc"] > 0.6  # the planted signal is found out of fold
+    path = tmp_path / "q.npz"
+    result.head.model.save(path)
+    head = QualityHead.load(path)
+    one = {384: {k: v[0] for k, v in feats[384].items()}}
+    from picinspector.scoring._features import features
+
+    assert head.predict(one, features(measures[0])) == pytest.approx(result.head.predict(one, features(measures[0])))
+    assert head.model.meta["inputs"]["classic"]  # the classic features are part of its input
+
+
+def test_a_scene_head_trains_on_agreed_labels_of_several_files(tmp_path):
+    from picinspector.models.effnet._heads import SceneHead
+    from picinspector.training.effnet import SceneCandidate, fit_scene_head, read_scene_labels
+    import picinspector.training.effnet as fit
+
+    classes = ["animal", "human", "plant", "still_life"]
+    rows = [(f"p{i}.jpg", classes[i % 4]) for i in range(80)]
+    (tmp_path / "images").mkdir()
+    with open(tmp_path / "a.csv", "w") as f:
+        f.write("image,scene,annotator_1,annotator_2,also\n")
+        for name, s in rows[:60]:
+            f.write(f"{name},{s},{s},{s},\n")
+        f.write("p99.jpg,,animal,plant,animal;plant\n")  # a disagreement: never trains
+    with open(tmp_path / "b.csv", "w") as f:
+        f.write("image,scene,annotator_1,annotator_2,also\n")
+        for name, s in rows[60:]:
+            f.write(f"{name},{s},{s},{s},human\n")
+    table = read_scene_labels([tmp_path / "a.csv", tmp_path / "b.csv"])
+    assert len(table) == 81 and table[str(tmp_path / "images" / "p99.jpg")].agreed is None
+    assert table[str(tmp_path / "images" / "p70.jpg")].accepted == {"human", classes[70 % 4]}
+    paths = list(table)
+    labels = [table[p] for p in paths]
+    rng = np.random.default_rng(1)
+    target = np.array([classes.index(lab.agreed) if lab.agreed else 0 for lab in labels])
+    feats = _fake_features(len(paths), rng, target)
+    feats[384]["embedding"][:, :40] += 2 * np.repeat(np.eye(4)[target], 10, axis=1)
+    measures = [{"face_count": float(t == 1)} for t in target]
+    fit.SCENE_CANDIDATES["test"] = SceneCandidate((384,), ("embedding",), (), ("face_count",), C=1.0)
+    try:
+        result = fit_scene_head(feats, measures, labels, trained_on={}, candidates=["test"])
+    finally:
+        del fit.SCENE_CANDIDATES["test"]
+    cv = result.cv["test"]
+    assert cv["n"] == 61 and cv["n_agreed"] == 60  # evaluated on the first file's photos only
+    assert cv["top1"] > 0.9 and result.n == 80  # both files' agreed photos train the final head
+    assert np.array(cv["confusion"]).sum() == 60
+    path = tmp_path / "s.npz"
+    result.head.save(path)
+    head = SceneHead.load(path)
+    one = {384: {k: v[0] for k, v in feats[384].items()}}
+    p = head.predict(one, measures[0])
+    assert set(p) == set(SCENES) and sum(p.values()) == pytest.approx(1.0)
+    assert max(p, key=p.get) == labels[0].agreed
