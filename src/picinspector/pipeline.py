@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ._version import __version__
-from .errors import AnalysisError, PicInspectorError
+from .errors import AnalysisError, OutOfMemory, PicInspectorError
 from .feedback import FEEDBACK_CHECKS, FEEDBACK_WRITERS
 from .io import MAX_PIXELS, Photo, load_photo
 from .measures import measure_all
@@ -149,6 +149,9 @@ class Inspector:
             raise
         except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
             raise AnalysisError(f"could not measure the image: {exc}", photo.path) from exc
+        except MemoryError:
+            raise OutOfMemory(f"not enough memory to measure this {photo.width}x{photo.height} image",
+                              photo.path) from None
         scores, scene = self.engine.predict(photo, measures)
         findings, feedback = self.write_feedback(photo, measures, scores, scene)
         return Report(
