@@ -677,14 +677,15 @@ def _new_pool(jobs: int, options: dict[str, Any], capture: bool = False,
     standard error on ``stderr_fd`` (default: the null device) (`picinspector._process.spawn_window`)."""
     import multiprocessing
 
-    # spawn: OpenCV's and BLAS's thread pools do not survive fork() reliably.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(options, os.getpid(), capture))
     null = None
     if capture and stderr_fd is None:
         stderr_fd = null = os.open(os.devnull, os.O_WRONLY)
     try:
         with spawn_window(stderr_fd if capture else None):
+            # spawn: OpenCV's and BLAS's thread pools do not survive fork() reliably. Built in the
+            # window: its queues start multiprocessing's resource tracker, which inherits it too.
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_init_worker, initargs=(options, os.getpid(), capture))
             launch = getattr(pool, "_launch_processes", None)  # CPython 3.9+: start them all, here
             if callable(launch):
                 launch()

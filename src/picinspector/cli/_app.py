@@ -48,31 +48,35 @@ def _root(
     """How good is this photo, and why."""
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP outside a run: ends the command (not an Exception, so nothing swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def main() -> None:
     """Entry point of the ``picinspector`` script.
 
-    A Ctrl-C, SIGTERM or SIGHUP that arrives outside a run (while loading a model, say) ends the
-    command with 128 + the signal (130, 143, 129) and one line, not a traceback; during a run,
-    `picinspector._process.StopSignals` takes over."""
+    Outside a run (while options are checked or a model loads, say), Ctrl-C ends the command with
+    exit code 130 and no traceback (Typer's own handling), and SIGTERM or SIGHUP with 143 or 129
+    and one line; during a run, `picinspector._process.StopSignals` takes over (clean stop, resume
+    hint)."""
     import signal
     import sys
 
-    received: list[int] = []
-
     def stop(signum, frame):
-        received.append(signum)
-        raise KeyboardInterrupt
+        raise _Terminated(signum)
 
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
-        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
             signal.signal(sig, stop)
     try:
         app(prog_name="picinspector")
-    except SystemExit as exc:
-        if received and exc.code not in (0, EXIT_USAGE) and not (isinstance(exc.code, int) and exc.code >= 128):
-            sys.exit(128 + received[-1])
-        raise
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        sys.exit(128 + (received[-1] if received else signal.SIGINT))
+    except _Terminated as exc:
+        sys.stderr.write(f"Stopped by {signal.Signals(exc.signum).name}.\n")
+        sys.exit(128 + exc.signum)
+    except KeyboardInterrupt:  # before Typer's own handling starts
+        sys.exit(EXIT_INTERRUPTED)
