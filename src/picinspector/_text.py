@@ -6,7 +6,8 @@ U+DC80..U+DCFF (PEP 383, ``surrogateescape``), so a name always round-trips thro
 
 - **JSON lines** (`json_line`): standard JSON, where every code point that could upset a reader or a
   terminal is written as a ``\\uXXXX`` escape: the C0 controls (as JSON always does), DEL, the C1
-  controls U+0080..U+009F and every surrogate. ``json.loads`` gives the exact ``str`` back, and
+  controls U+0080..U+009F, the bidirectional controls (U+200E, U+200F, U+202A..U+202E,
+  U+2066..U+2069) and every surrogate. ``json.loads`` gives the exact ``str`` back, and
   ``os.fsencode`` of it the exact bytes of the name.
 - **CSV cells** (`csv_escape` / `csv_unescape`): percent escapes, as in URLs, for the characters a
   one-line UTF-8 cell cannot hold, over the UTF-8 bytes of the name: a control character is its
@@ -30,9 +31,10 @@ from typing import Any
 __all__ = ["csv_escape", "csv_unescape", "json_line", "printable", "shell_quote", "spreadsheet_safe"]
 
 # Code points JSON lines write as \\uXXXX (C0 is escaped by json itself).
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\ud800-\udfff]")
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\ud800-\udfff\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Characters a CSV cell escapes as %XX: controls, undecodable bytes, and "%" before two hex digits.
-_CSV_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]|%(?=[0-9A-F]{2})")
+_CSV_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+                         "|%(?=[0-9A-F]{2})")
 _CSV_ESCAPE = re.compile(rb"%([0-9A-F]{2})")
 # What a terminal must not receive raw: controls, surrogates, bidi embeddings/overrides/isolates.
 _TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -92,11 +92,18 @@ def _is_real_dir(entry: os.DirEntry) -> bool:
         return False
 
 
+def _is_linked_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink() and entry.is_dir()
+    except OSError:
+        return False
+
+
 def _glob(pattern: str) -> Iterator[str]:
     """``glob.glob(pattern, recursive=True)`` as the folder walk sees the tree: ``**`` (zero or more
-    folders) and the wildcards of a part never descend into a symbolic link to a folder, so a link
-    loop (``a/up -> ..``) cannot repeat anything; hidden names match only a part that starts with
-    "."; literal parts follow links, as a folder named on the command line is followed."""
+    folders) and wildcards never match or enter a symbolic link to a folder, so a link loop
+    (``a/up -> ..``) cannot repeat anything; hidden names match only a part that starts with ".";
+    literal parts follow links, as a folder named on the command line is followed."""
     drive, rest = os.path.splitdrive(pattern)
     seps = "/\\" if os.sep == "\\" else "/"
     root = drive + (rest[0] if rest[:1] and rest[0] in seps else "")
@@ -107,17 +114,17 @@ def _glob(pattern: str) -> Iterator[str]:
     def join(folder: str, name: str) -> str:
         return os.path.join(folder, name) if folder else name
 
-    def match(folder: str, index: int, linked_ok: bool) -> Iterator[str]:
+    def match(folder: str, index: int) -> Iterator[str]:
         part = parts[index]
         last = index == len(parts) - 1
         if part == "**":
             if last:  # "dir/**": every file and folder below, as glob gives them
                 yield from walk_all(folder)
                 return
-            yield from match(folder, index + 1, False)
+            yield from match(folder, index + 1)
             for entry in _scandir(folder):
                 if not entry.name.startswith(".") and _is_real_dir(entry):
-                    yield from match(join(folder, entry.name), index, False)
+                    yield from match(join(folder, entry.name), index)
             return
         if not _has_magic(part):
             path = join(folder, part)
@@ -125,7 +132,7 @@ def _glob(pattern: str) -> Iterator[str]:
                 if os.path.lexists(path):
                     yield path
             elif os.path.isdir(path):
-                yield from match(path, index + 1, True)
+                yield from match(path, index + 1)
             return
         hidden_ok = part.startswith(".")
         for entry in _scandir(folder):
@@ -133,16 +140,18 @@ def _glob(pattern: str) -> Iterator[str]:
                 continue
             if not fnmatch.fnmatchcase(os.path.normcase(entry.name), os.path.normcase(part)):
                 continue
+            if _is_linked_dir(entry):  # as the folder walk: a link to a folder is not entered
+                continue
             if last:
                 yield join(folder, entry.name)
-            elif _is_real_dir(entry) or (linked_ok and entry.is_dir()):
-                yield from match(join(folder, entry.name), index + 1, False)
+            elif _is_real_dir(entry):
+                yield from match(join(folder, entry.name), index + 1)
 
     def walk_all(folder: str) -> Iterator[str]:
         if folder:
             yield folder if folder.endswith(tuple(seps)) else os.path.join(folder, "")
         for entry in _scandir(folder):
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or _is_linked_dir(entry):
                 continue
             path = join(folder, entry.name)
             if _is_real_dir(entry):
@@ -150,7 +159,7 @@ def _glob(pattern: str) -> Iterator[str]:
             else:
                 yield path
 
-    yield from match(root, 0, True)
+    yield from match(root, 0)
 
 
 def iter_inputs(args: Iterable[str | os.PathLike[str]]) -> list[str]:

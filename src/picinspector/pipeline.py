@@ -13,6 +13,7 @@ from ._version import __version__
 from .errors import AnalysisError, OutOfMemory, PicInspectorError
 from .feedback import FEEDBACK_CHECKS, FEEDBACK_WRITERS
 from .io import MAX_PIXELS, Photo, load_photo
+from .io._load import reproducible_opencv
 from .measures import measure_all
 from .report import Finding, Report, SceneResult
 
@@ -143,6 +144,7 @@ class Inspector:
         return self.analyze_photo(photo)
 
     def analyze_photo(self, photo: Photo) -> Report:
+        reproducible_opencv()
         try:
             measures = measure_all(photo, executor=self._executor())
         except PicInspectorError:
@@ -174,7 +176,8 @@ class Inspector:
         if self.threads == 1:
             return None
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="picinspector")
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="picinspector",
+                                            initializer=reproducible_opencv)
         return self._pool
 
     def close(self) -> None:

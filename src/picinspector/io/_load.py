@@ -22,11 +22,22 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(200_000_000))
 
 import cv2  # noqa: E402 - after the environment it reads
 
-# Intel IPP (inside the OpenCV wheels) sums float images with SIMD code whose order depends on the
-# buffer's address modulo 64: the same photo then measured differently between calls (last bits,
-# enough to flip a rounded digit). OpenCV's own code paths are address-independent and, measured
-# on our pipeline, no slower; so IPP is switched off and every result is reproducible.
-cv2.ipp.setUseIPP(False)
+
+
+def reproducible_opencv() -> None:
+    """Switch Intel IPP off in OpenCV for the calling thread.
+
+    IPP (inside the OpenCV wheels) sums float images with SIMD code whose order depends on the
+    buffer's address modulo 64, and its ``magnitude`` rounds differently from OpenCV's own: the same
+    photo was measured differently between calls and between threads (last bits, enough to flip a
+    rounded digit). OpenCV's own code paths do not depend on addresses and, measured on our
+    pipeline, are no slower. OpenCV keeps this flag per thread, so every thread that measures calls
+    this (`load_photo` does, and so do the Inspector's measure threads).
+    """
+    cv2.ipp.setUseIPP(False)
+
+
+reproducible_opencv()
 import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -57,6 +68,7 @@ __all__ = [
     "load_photo",
     "photo_from_array",
     "photo_from_pil",
+    "reproducible_opencv",
 ]
 
 # HEIC/HEIF through libheif. AVIF is left to Pillow's own plugin (Pillow >= 11.2).
@@ -919,6 +931,7 @@ def load_photo(source, *, native_detail: bool = False, max_pixels: int = MAX_PIX
     ``scale_num/scale_denom``; CIPA DC-008-2023, Exif Version 3.0.
     """
     _check_max_pixels(max_pixels)
+    reproducible_opencv()
     if isinstance(source, np.ndarray):
         return photo_from_array(source)
     if isinstance(source, Image.Image):
