@@ -142,35 +142,38 @@ def png_bytes(pixels: np.ndarray) -> bytes:
             + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b""))
 
 
-def write_png(path: Path, width: int, height: int, *, depth: int = 8, channels: int = 3,
-              row: Callable[[int], np.ndarray] | None = None, level: int = 1) -> Path:
-    """A large PNG streamed to disk: ``row(y)`` gives row y as (width, channels) uint8/uint16
-    (default: a gradient with a checker, so the measures have edges and tones to work on)."""
-    colour = {1: 0, 3: 2, 4: 6}[channels]
-    x = np.arange(width)
+def _pattern(width: int, y0: int, y1: int, channels: int, top: int) -> np.ndarray:
+    """Rows ``y0:y1`` of a gradient with a checker (edges and tones for the measures), quantised so
+    that it compresses well: (rows, width, channels) int64 in 0..top. Only two distinct rows exist,
+    so a block is two rows repeated (fast for images of hundreds of megapixels)."""
     period = max(8, width // 64)
+    x = np.arange(width)
+    rows = []
+    for phase in (0, 1):
+        base = ((x // period + phase) % 2) * (top // 2) + ((x * 16) // max(1, width)) * (top // 40)
+        rows.append(np.repeat(np.clip(base, 0, top)[:, None], channels, axis=1))
+    return np.stack(rows)[(np.arange(y0, y1) // period) % 2]
 
-    def default_row(y: int) -> np.ndarray:
-        top = 65535 if depth == 16 else 255
-        base = (((x // period + y // period) % 2) * (top // 2) + (x * (top // 3)) // max(1, width)).astype(np.int64)
-        return np.repeat(np.clip(base, 0, top)[:, None], channels, axis=1)
 
-    row = row or default_row
+def write_png(path: Path, width: int, height: int, *, depth: int = 8, channels: int = 3,
+              level: int = 1) -> Path:
+    """A large PNG streamed to disk, a block of rows at a time (never the whole image in memory)."""
+    colour = {1: 0, 3: 2, 4: 6}[channels]
     dtype = ">u2" if depth == 16 else np.uint8
+    top = 65535 if depth == 16 else 255
     compressor = zlib.compressobj(level)
+    step = max(1, (4 << 20) // max(1, width * channels))
     with open(path, "wb") as fh:
         fh.write(b"\x89PNG\r\n\x1a\n")
         fh.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)))
-        pending = []
-        size = 0
-        for y in range(height):
-            pending.append(compressor.compress(b"\x00" + np.asarray(row(y)).astype(dtype).tobytes()))
-            size += len(pending[-1])
-            if size > (8 << 20):
-                fh.write(_chunk(b"IDAT", b"".join(pending)))
-                pending, size = [], 0
-        pending.append(compressor.flush())
-        fh.write(_chunk(b"IDAT", b"".join(pending)))
+        for y0 in range(0, height, step):
+            block = _pattern(width, y0, min(height, y0 + step), channels, top).astype(dtype)
+            rows = block.reshape(block.shape[0], -1).view(np.uint8)
+            raw = np.concatenate([np.zeros((rows.shape[0], 1), np.uint8), rows], axis=1).tobytes()
+            data = compressor.compress(raw)
+            if data:
+                fh.write(_chunk(b"IDAT", data))
+        fh.write(_chunk(b"IDAT", compressor.flush()))
         fh.write(_chunk(b"IEND", b""))
     return path
 
@@ -191,17 +194,12 @@ def png_header(width: int, height: int, *, depth: int = 8, colour: int = 2) -> b
 
 def write_tiff(path: Path, width: int, height: int, *, rows_per_strip: int = 64) -> Path:
     """A large deflate-compressed 8-bit RGB TIFF (baseline strips) streamed to disk by hand."""
-    x = np.arange(width)
-    period = max(8, width // 64)
     strips: list[tuple[int, int]] = []
     with open(path, "wb") as fh:
         fh.write(b"II*\x00" + struct.pack("<I", 0))  # IFD offset patched below
         for y0 in range(0, height, rows_per_strip):
-            rows = []
-            for y in range(y0, min(height, y0 + rows_per_strip)):
-                base = (((x // period + y // period) % 2) * 120 + (x * 100) // max(1, width)).astype(np.uint8)
-                rows.append(np.repeat(base[:, None], 3, axis=1).tobytes())
-            data = zlib.compress(b"".join(rows), 1)
+            block = _pattern(width, y0, min(height, y0 + rows_per_strip), 3, 255).astype(np.uint8)
+            data = zlib.compress(block.tobytes(), 1)
             strips.append((fh.tell(), len(data)))
             fh.write(data)
         offsets_at = fh.tell()
@@ -226,6 +224,17 @@ def write_tiff(path: Path, width: int, height: int, *, rows_per_strip: int = 64)
     return path
 
 
+def tiff_header(width: int, height: int) -> bytes:
+    """A TIFF that is a header only, claiming ``width x height`` 8-bit RGB in one strip."""
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, 8),
+               (277, 3, 1, 3), (278, 4, 1, height), (279, 4, 1, 16)]
+    out = bytearray(b"II*\x00" + struct.pack("<I", 24) + bytes(16))
+    out += struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        out += struct.pack("<HHIHH", tag, kind, count, value, 0) if kind == 3 else struct.pack("<HHII", tag, kind, count, value)
+    return bytes(out + struct.pack("<I", 0))
+
+
 def gif_bytes(width: int, height: int) -> bytes:
     """A tiny GIF whose logical screen and only frame are ``width x height`` of one colour."""
     buf = io.BytesIO()
@@ -234,4 +243,14 @@ def gif_bytes(width: int, height: int) -> bytes:
     data[6:10] = struct.pack("<HH", width, height)
     frame = data.index(b"\x2c")  # image descriptor
     data[frame + 5:frame + 9] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims ``width x height``; the data after it is short."""
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(buf, "JPEG", quality=80)
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
     return bytes(data)

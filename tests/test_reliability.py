@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _hostile import mutate, png_with_idat_length, write_seeds
+from _hostile import jpeg_claiming, mutate, png_with_idat_length, write_seeds
 from picinspector import batch
 from picinspector._text import csv_escape, csv_unescape, json_line, printable, shell_quote
 from picinspector.batch import CsvWriter, iter_inputs, run_batch
@@ -485,27 +485,17 @@ def test_a_glob_does_not_follow_a_symlink_loop(tmp_path, monkeypatch):
     assert iter_inputs(["L/b/*.jpg"]) == [os.path.join("L", "b", "p.jpg")]  # a link named literally is
 
 
-def _jpeg_claiming(width: int, height: int) -> bytes:
-    """A small JPEG whose frame header (SOF0) claims ``width x height``; the data after it is short."""
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (10, 200, 30)).save(buf, "JPEG", quality=80)
-    data = bytearray(buf.getvalue())
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    return bytes(data)
-
-
 def test_the_documented_200_mp_limit_is_the_real_one_with_our_message(tmp_path):
     from picinspector.errors import DecompressionBomb
     from picinspector.io import load_photo
 
     accepted = tmp_path / "180mp.jpg"  # above Pillow's own default (~179 MP), under ours
-    accepted.write_bytes(_jpeg_claiming(15000, 12000))
+    accepted.write_bytes(jpeg_claiming(15000, 12000))
     photo = load_photo(accepted)  # accepted (libjpeg fills the missing rows); decoded at 1/8 scale
     assert (photo.width, photo.height) == (15000, 12000) and photo.detail.shape[:2] == (1500, 1875)
     for width, height in ((15000, 13400), (30000, 20000)):  # 201 MP, and 600 MP (over Pillow's limit too)
         path = tmp_path / f"{width}x{height}.jpg"
-        path.write_bytes(_jpeg_claiming(width, height))
+        path.write_bytes(jpeg_claiming(width, height))
         started = time.monotonic()
         with pytest.raises(DecompressionBomb, match="over the limit of 200,000,000") as info:
             load_photo(path)

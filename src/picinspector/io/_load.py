@@ -19,8 +19,15 @@ import zlib
 # OpenCV's own ceiling on decoded pixels (default 2^30), read at its first decode: ours, so that no
 # OpenCV decoder allocates for more than the limit below, whatever a file's header claims.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(200_000_000))
+# Intel IPP off in every thread (see `reproducible_opencv`), read when OpenCV first asks about IPP.
+os.environ.setdefault("OPENCV_IPP", "disabled")
 
 import cv2  # noqa: E402 - after the environment it reads
+
+_log_level = cv2.utils.logging.getLogLevel()
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV warns that IPP is off
+cv2.ipp.useIPP()  # initialise its IPP settings now, quietly
+cv2.utils.logging.setLogLevel(_log_level)
 
 
 
@@ -31,8 +38,10 @@ def reproducible_opencv() -> None:
     buffer's address modulo 64, and its ``magnitude`` rounds differently from OpenCV's own: the same
     photo was measured differently between calls and between threads (last bits, enough to flip a
     rounded digit). OpenCV's own code paths do not depend on addresses and, measured on our
-    pipeline, are no slower. OpenCV keeps this flag per thread, so every thread that measures calls
-    this (`load_photo` does, and so do the Inspector's measure threads).
+    pipeline, are no slower. ``OPENCV_IPP=disabled`` (set before OpenCV is imported, unless the
+    environment already sets it) switches IPP off in every thread; when the application imported
+    OpenCV first, only this per-thread switch works, so every thread that measures calls it
+    (`load_photo` does, and so do the Inspector's measure threads).
     """
     cv2.ipp.setUseIPP(False)
 
