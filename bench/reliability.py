@@ -40,6 +40,8 @@ from _hostile import (gif_bytes, jpeg_claiming, mutate, png_header, png_with_ida
 import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
+Image.MAX_IMAGE_PIXELS = None  # this script makes images near the limit on purpose
+
 WORK = ROOT / "bench" / "_work" / "reliability"
 CLI = [sys.executable, "-m", "picinspector.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -158,17 +160,20 @@ _MEASURE = ("import sys, time; from picinspector import Inspector\n"
             "    r = ins.analyze(sys.argv[1]); out = 'ok'\n"
             "except Exception as e:\n"
             "    out = getattr(e, 'kind', type(e).__name__)\n"
-            "print(out, round(time.monotonic() - t, 3))\n")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+            "print(out, round(time.monotonic() - t, 3), int(hwm[0].split()[1]) // 1024 if hwm else -1)\n")
 
 
 def _measure(path: Path, native: bool, limit_gb: float | None) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", _MEASURE, str(path), "1" if native else "0"], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limit(limit_gb))
-    _, status, usage = os.wait4(proc.pid, 0)
-    out = proc.stdout.read().decode().split()
-    err = proc.stderr.read().decode(errors="replace")
-    return {"peak_rss_mb": round(usage.ru_maxrss / 1024), "result": out[0] if out else f"died ({status})",
-            "analyse_s": float(out[1]) if len(out) > 1 else None, "traceback": "Traceback" in err}
+    stdout, stderr = proc.communicate()
+    out = stdout.decode().split()
+    # VmHWM: the peak resident set of this process's own address space (ru_maxrss would count the
+    # parent's pages at fork time, before exec)
+    return {"peak_rss_mb": int(out[2]) if len(out) > 2 else None,
+            "result": out[0] if out else f"died ({proc.returncode})",
+            "analyse_s": float(out[1]) if len(out) > 1 else None, "traceback": b"Traceback" in stderr}
 
 
 def _big_files() -> list[tuple[str, Path, bool]]:
@@ -211,6 +216,16 @@ def _big_files() -> list[tuple[str, Path, bool]]:
         Image.open(folder / "tif8_196mp.tif").convert("RGB").resize((12000, 12000)).save(path, quality=80)
 
     made.append(("WebP 12000x12000 (144 MP)", want("webp_144mp.webp", webp), False))
+    def heif(size: tuple[int, int], fmt: str):
+        def make(path: Path) -> None:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            Image.open(folder / "tif8_196mp.tif").convert("RGB").resize(size).save(path, format=fmt, quality=60)
+        return make
+
+    made.append(("HEIC 8000x6000 (48 MP)", want("heic_48mp.heic", heif((8000, 6000), "HEIF")), False))
+    made.append(("AVIF 6000x4000 (24 MP)", want("avif_24mp.avif", heif((6000, 4000), "AVIF")), False))
     made.append(("PNG claiming a 2-GB IDAT (25 KB)", want("idat_claim.png", lambda p: p.write_bytes(png_with_idat_length(4000, 3000))), False))
     made.append(("GIF 62 bytes claiming 13376x13376", want("gif62.gif", lambda p: p.write_bytes(gif_bytes(13376, 13376))), False))
     return made

@@ -97,6 +97,10 @@ def analyze(
             raise typer.Exit(EXIT_USAGE) from None
         except ValueError as exc:
             raise _usage(printable(exc), "-o/--output") from None
+        except OSError as exc:  # the output (or its folder, lock or log) cannot be written
+            err.print(Text(f"Error: cannot write {printable(output)}: {printable(exc.strerror or exc)}", style="red"),
+                      soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
         line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed "
                 f"-> {printable(summary.output)}")
         if summary.log:

@@ -391,13 +391,15 @@ def _detail_factor(width: int, height: int) -> int:
     return factor
 
 
-def _banded_detail(read_band, width: int, height: int, factor: int, orientation) -> np.ndarray:
+def _banded_detail(read_band, width: int, height: int, factor: int, orientation, reduced: bool = False
+                   ) -> np.ndarray:
     """The float32 RGB detail image, assembled band by band of stored rows.
 
     ``read_band(y0, y1)`` gives stored rows ``y0:y1`` as float32 (rows, width, 3) in [0, 1] (alpha
     already composited); each band is reduced by ``factor`` with box averaging (OpenCV
-    ``INTER_AREA`` at a whole factor) and written straight into its oriented place, so the only
-    full-size arrays are the decoder's and the result.
+    ``INTER_AREA`` at a whole factor), unless ``reduced`` says ``read_band`` did it already, and
+    written straight into its oriented place, so the only full-size arrays are the decoder's and
+    the result.
     """
     out_w, out_h = width // factor, height // factor
     shape = (out_w, out_h) if orientation in (5, 6, 7, 8) else (out_h, out_w)
@@ -407,7 +409,7 @@ def _banded_detail(read_band, width: int, height: int, factor: int, orientation)
     for y0 in range(0, out_h * factor, rows):
         y1 = min(y0 + rows, out_h * factor)
         band = read_band(y0, y1)
-        if factor > 1:
+        if factor > 1 and not reduced:
             band = cv2.resize(np.ascontiguousarray(band[:, : out_w * factor]), (out_w, (y1 - y0) // factor),
                               interpolation=cv2.INTER_AREA)
         stored[y0 // factor: y1 // factor] = band
@@ -421,7 +423,12 @@ _PILLOW_REDUCES = frozenset({"L", "RGB", "I", "F", "CMYK"})
 
 def _pil_detail(img: Image.Image, path, orientation, factor: int) -> tuple[np.ndarray, bool, int]:
     """Loaded Pillow image -> (float32 RGB detail, oriented and reduced by ``factor``, has_alpha,
-    bit depth), converting at most `_BAND_PIXELS` pixels at a time."""
+    bit depth), converting at most `_BAND_PIXELS` pixels at a time.
+
+    A reduction is done by Pillow in C where it averages as we would: on the whole image for modes
+    without alpha or palette, else band by band after the band's conversion (8-bit alpha averaged
+    premultiplied, then put over white, which is exact for a box average).
+    """
     if factor > 1 and img.mode in _PILLOW_REDUCES:
         # Pillow's own box reduction, in C on the decoded image: several times faster than bands
         width, height = img.size
@@ -429,15 +436,28 @@ def _pil_detail(img: Image.Image, path, orientation, factor: int) -> tuple[np.nd
         factor = 1
     convert, full_scale, has_alpha, bit_depth, check = _pixel_plan(img, path)
     width, height = img.size
+    in_pillow = factor > 1 and full_scale == 255.0  # 8-bit L, LA, RGB, RGBA after the conversion
+    box_width = (width // factor) * factor
 
     def read_band(y0: int, y1: int) -> np.ndarray:
         band = convert(img.crop((0, y0, width, y1)))
+        if in_pillow:
+            box = (0, 0, box_width, y1 - y0)
+            if band.mode in ("RGBA", "LA"):
+                band = band.convert("RGBa" if band.mode == "RGBA" else "La").reduce(factor, box=box)
+                values = _to_float(np.asarray(band), 255.0)
+                colour = values[:, :, :-1]
+                colour += 1.0 - values[:, :, -1:]  # premultiplied colour over white
+                np.clip(colour, 0.0, 1.0, out=colour)
+                return _finish_pixels(np.ascontiguousarray(colour), False)
+            band = band.reduce(factor, box=box)
         pixels = np.asarray(band)
         if check is not None:
             check(pixels)
         return _finish_pixels(_to_float(pixels, full_scale), has_alpha)
 
-    return _banded_detail(read_band, width, height, factor, orientation), has_alpha, bit_depth
+    return (_banded_detail(read_band, width, height, factor, orientation, reduced=in_pillow), has_alpha,
+            bit_depth)
 
 
 def _png_overrun(handle) -> str | None:
@@ -537,21 +557,31 @@ def _decode_tiff_fallback(data: bytes, path, max_pixels: int) -> Photo | None:
     if width * height * layout["samples"] * max(1, layout["bits"]) // 8 > _MAX_FALLBACK_BYTES:
         raise UnsupportedFormat(f"{width}x{height} TIFF with {layout['samples']}x{layout['bits']}-bit samples "
                                 "is too large for this decoder (at most 600 MB of pixels)", path)
-    try:
-        with _QuietOpenCV():
-            decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        decoded = None
+    decoded = _opencv_decode(data)
     if decoded is None and (layout["format"] not in (1, 2) or layout["bits"] not in (1, 8, 16)):
         kind = {1: "unsigned", 2: "signed", 3: "floating-point"}.get(layout["format"], "unusual")
         raise UnsupportedFormat(f"TIFF with {layout['samples']} {kind} {layout['bits']}-bit samples per pixel "
                                 "is not supported (8/16-bit integers and 32/64-bit floats are)", path)
+    return _opencv_photo(decoded, width, height, "TIFF", path)
+
+
+def _opencv_decode(data: bytes) -> np.ndarray | None:
+    try:
+        with _QuietOpenCV():
+            return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+
+
+def _opencv_photo(decoded: np.ndarray | None, width: int, height: int, fmt: str, path) -> Photo | None:
+    """A `Photo` from what ``cv2.imdecode(..., IMREAD_UNCHANGED)`` gave for a file whose header said
+    ``width x height``; None when it gave nothing usable."""
     if decoded is None or decoded.ndim not in (2, 3) or decoded.shape[:2] != (height, width):
         return None
     if decoded.ndim == 3 and decoded.shape[2] not in (1, 3, 4):
         return None
     if decoded.ndim == 3 and decoded.shape[2] >= 3:
-        decoded = decoded[:, :, [2, 1, 0, 3][: decoded.shape[2]]]  # BGR(A) -> RGB(A)
+        decoded = decoded[:, :, [2, 1, 0, 3][: decoded.shape[2]]]  # BGR(A) -> RGB(A), a view
     kind = decoded.dtype
     if np.issubdtype(kind, np.floating):
         if not np.isfinite(decoded).all() or decoded.min() < 0 or decoded.max() > 1:
@@ -572,9 +602,34 @@ def _decode_tiff_fallback(data: bytes, path, max_pixels: int) -> Photo | None:
 
     detail = _banded_detail(read_band, width, height, factor, None)
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[1 if decoded.ndim == 2 else decoded.shape[2]]
-    return _make_photo(detail, (width, height), format="TIFF", path=path, exif={}, bit_depth=bits,
-                       mode=f"{mode};{bits}{'F' if np.issubdtype(kind, np.floating) else ''}",
+    if np.issubdtype(kind, np.floating):
+        mode += f";{bits}F"
+    elif bits == 16:
+        mode += ";16"
+    return _make_photo(detail, (width, height), format=fmt, path=path, exif={}, bit_depth=bits, mode=mode,
                        has_alpha=has_alpha, jpeg_quantization=None, detail_scale=1.0 / factor)
+
+
+#: WebP larger than this is decoded by OpenCV (3 bytes a pixel) instead of Pillow, whose decoder
+#: holds three full RGBA copies (12 bytes a pixel: 2.35 GB for 144 MP). OpenCV reads no ICC
+#: profile or EXIF orientation from WebP; such large WebPs rarely carry them.
+MAX_PILLOW_WEBP_PIXELS = 40_000_000
+
+
+def _webp_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a WebP file's first chunk (RFC 9649: VP8, VP8L or VP8X), or None."""
+    if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    return None
 
 
 def _decode_16bit_colour(data: bytes) -> np.ndarray | None:
@@ -681,6 +736,8 @@ def _decode_checked(img: Image.Image, *, path, fmt, native_detail: bool, allow_d
     exif = exif_from_pil(img)
     orientation = exif.get("orientation")
     quant = _quantization(img) if is_jpeg else None
+    if quant and any(min(table, default=1) < 1 for table in quant.values()):
+        raise CorruptImage("damaged JPEG: a quantisation table holds a zero step", path)
     decoded_w, decoded_h = img.size
     factor = _detail_factor(decoded_w, decoded_h)
     try:
@@ -841,6 +898,18 @@ def _load_file(path: str, *, native_detail: bool, max_pixels: int) -> Photo:
             detail = _to_float(pixels, 255.0)
             return _make_photo(detail, native, format="RAW", path=path, exif=exif, bit_depth=bits,
                                mode="RAW", has_alpha=False)
+
+        size = _webp_size(head)
+        if size is not None and size[0] * size[1] > MAX_PILLOW_WEBP_PIXELS:
+            _check_size(size[0], size[1], max_pixels, path)
+            handle.seek(0)
+            try:
+                photo = _opencv_photo(_opencv_decode(handle.read()), size[0], size[1], "WEBP", path)
+            except MemoryError:
+                raise OutOfMemory(f"not enough memory to decode this {size[0]}x{size[1]} WebP", path) from None
+            if photo is None:
+                raise CorruptImage(f"damaged or truncated WEBP data ({size[0]}x{size[1]})", path)
+            return photo
 
         handle.seek(0)
         _allow_pillow(max_pixels)
