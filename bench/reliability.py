@@ -293,11 +293,21 @@ def bench_kills(rounds: int, n: int, jobs: int, seed: int) -> dict:
         tag = f"kill-{os.getpid()}-{round_}"
         proc = subprocess.Popen(cmd, env={**ENV, "PICINSPECTOR_BENCH_TAG": tag}, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-        delay = float(rng.uniform(0.2, 8.0))  # anywhere: start-up, worker start-up, mid-run
-        time.sleep(delay)
+        started = time.monotonic()
+        if rng.random() < 0.3:  # during start-up: imports, options, workers starting
+            time.sleep(float(rng.uniform(0.1, 3.0)))
+            where = "start-up"
+        else:  # mid-run: after a random number of new rows, at a random moment of the next image
+            target = len(_rows(out)) + int(rng.integers(1, max(2, n // 4)))
+            while proc.poll() is None and len(_rows(out)) < target and time.monotonic() - started < 300:
+                time.sleep(0.005)
+            time.sleep(float(rng.uniform(0, 0.5)))
+            where = "mid-run"
+        if len(_rows(out)) == 0 and where == "mid-run":
+            where = "start-up"
         proc.send_signal(signal.SIGKILL)
         stderr = proc.communicate(timeout=60)[1]
-        killed_at.append(round(delay, 2))
+        killed_at.append([where, round(time.monotonic() - started, 2), len(_rows(out))])
         left += _left_behind(tag)
         tracebacks += stderr.count(b"Traceback")
     before = _rows(out)
@@ -307,7 +317,8 @@ def bench_kills(rounds: int, n: int, jobs: int, seed: int) -> dict:
     result = {"rounds": rounds, "photos": n, "jobs": jobs, "rows_before_final_resume": len(before),
               "final_exit": final.returncode, "rows": len(rows), "lost": len(set(map(str, paths)) - set(counts)),
               "duplicated": sum(c - 1 for c in counts.values()), "error_rows": sum(1 for r in rows if "error" in r),
-              "left_behind": left, "tracebacks": tracebacks, "kill_times_s": killed_at}
+              "left_behind": left, "tracebacks": tracebacks,
+              "kills": dict(Counter(k[0] for k in killed_at)), "kill_points": killed_at}
     print("kills:", json.dumps(result))
     return result
 

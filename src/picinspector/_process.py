@@ -7,9 +7,10 @@ kept off the terminal.
 - `die_with_parent`: called first in each worker process; on Linux the kernel kills the worker
   when its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and on every system a daemon thread
   waits on the parent's process sentinel and exits the worker when it fires.
-- `spawn_window`: workers are started with SIGINT ignored (a Ctrl-C reaches the whole process
-  group; only the parent decides what it means) and with their standard error on a log, so that a
-  worker that loses its parent while starting up prints nothing on the terminal.
+- `spawn_window`: workers are started with their standard error on a log, so that a worker that
+  a Ctrl-C or the loss of its parent ends while it starts up prints nothing on the terminal; once
+  started, a worker ignores SIGINT (a Ctrl-C reaches the whole process group; only the parent
+  decides what it means).
 - `LibraryOutput`: around one image, C libraries' messages on file descriptor 2 (libpng, libtiff,
   libjpeg, OpenCV) and Python warnings (Pillow) are captured as notes instead of reaching the
   terminal.
@@ -150,11 +151,10 @@ def die_with_parent(parent_pid: int) -> None:
 
 @contextlib.contextmanager
 def spawn_window(stderr_fd: int | None) -> Iterator[None]:
-    """Around starting worker processes: SIGINT ignored (inherited, and kept by a new Python), and
-    file descriptor 2 on ``stderr_fd`` (inherited by the workers and the resource tracker); both
-    restored afterwards. Main thread only for the signal; the descriptor is swapped in any thread."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    """Around starting worker processes: file descriptor 2 on ``stderr_fd`` (inherited by the workers
+    and multiprocessing's resource tracker), restored afterwards. A worker that a Ctrl-C, or the loss
+    of its parent, ends while it starts up writes its traceback there, not on the terminal; the
+    parent, which handles the signal, then stops the run (see `picinspector.batch`)."""
     saved = None
     try:
         if stderr_fd is not None:
@@ -166,8 +166,6 @@ def spawn_window(stderr_fd: int | None) -> Iterator[None]:
         if saved is not None:
             os.dup2(saved, 2)
             os.close(saved)
-        if main:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 # --------------------------------------------------------------------------------------------------

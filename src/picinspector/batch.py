@@ -26,8 +26,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ._process import LibraryOutput, StopSignals, die_with_parent, spawn_window
+from ._process import LibraryOutput, StopSignals, Stopped, die_with_parent, spawn_window
 from ._text import csv_escape, csv_unescape, json_line, printable, spreadsheet_safe
+from .errors import OutOfMemory
 from .report import SCORE_NAMES, error_row
 
 __all__ = [
@@ -575,6 +576,8 @@ def _analyse_one(path: str, inspector: Any = None, capture: Any = None) -> dict[
             with capture() as notes:
                 row = inspector.analyze(path).to_dict()
     except Exception as exc:  # noqa: BLE001 - one bad image becomes an error row; the batch goes on
+        if isinstance(exc, MemoryError):  # e.g. in an engine: typed like the loader's own
+            exc = OutOfMemory(f"not enough memory to analyse this image ({type(exc).__name__})", path)
         row = error_row(path, exc)
         if notes:
             row["error"]["message"] += f" (library output: {'; '.join(notes[:3])})"
@@ -682,8 +685,8 @@ def _local_rows(paths: Sequence[str], inspector: Any, stop: Any, capture: Any) -
 
 def _new_pool(jobs: int, options: dict[str, Any], capture: bool = False,
               stderr_fd: int | None = None) -> ProcessPoolExecutor:
-    """A pool whose workers are all started now, with SIGINT ignored and, with ``capture``, their
-    standard error on ``stderr_fd`` (default: the null device) (`picinspector._process.spawn_window`)."""
+    """A pool whose workers are all started now, with ``capture`` with their standard error on
+    ``stderr_fd`` (default: the null device) (`picinspector._process.spawn_window`)."""
     import multiprocessing
 
     null = None
@@ -730,13 +733,18 @@ def _stop_pool(pool: Any, now: bool) -> None:
             pass
 
 
-def _start_pool(jobs: int, options: dict[str, Any], **spawn: Any) -> ProcessPoolExecutor:
-    """A worker pool that has proved it can start (so a later failure is blamed on an image)."""
+def _start_pool(jobs: int, options: dict[str, Any], stop: Any = None, **spawn: Any) -> ProcessPoolExecutor:
+    """A worker pool that has proved it can start (so a later failure is blamed on an image).
+
+    Workers that die while starting because the run is being stopped (a Ctrl-C reaches the whole
+    process group, and a worker ignores SIGINT only once started) stop the run: `Stopped`."""
     pool = _new_pool(jobs, options, **spawn)
     try:
         error = pool.submit(_ping).result()
     except BrokenProcessPool as exc:
         _stop_pool(pool, now=True)
+        if stop is not None and stop.is_set():
+            raise Stopped(signal.SIGINT) from None
         raise RuntimeError("the worker processes could not start (they died while starting); "
                            "rerun with -j 1") from exc
     except BaseException:  # e.g. stopped by a signal while the workers start
@@ -762,7 +770,7 @@ def _pool_rows(paths: Sequence[str], jobs: int, options: dict[str, Any], stop: A
     suspects: deque[str] = deque()
     isolated: str | None = None  # the suspect now running alone
     in_flight: dict[Future, str] = {}
-    pool = _start_pool(jobs, options, **(spawn or {}))
+    pool = _start_pool(jobs, options, stop, **(spawn or {}))
     clean = False
     try:
         while True:
@@ -817,7 +825,7 @@ def _pool_rows(paths: Sequence[str], jobs: int, options: dict[str, Any], stop: A
                 in_flight.clear()
                 isolated = None
                 _stop_pool(pool, now=True)
-                pool = _start_pool(jobs, options, **(spawn or {}))
+                pool = _start_pool(jobs, options, stop, **(spawn or {}))
     finally:
         _stop_pool(pool, now=not clean)
 
@@ -904,7 +912,7 @@ class _RunLog:
         return os.path.exists(self.path) and os.path.getsize(self.path) > self._start
 
 
-def _terminal():
+def terminal_stream():
     """A text stream on a duplicate of file descriptor 2, for the progress bar: it keeps showing on
     the terminal while descriptor 2 itself is captured around an image."""
     import sys
@@ -971,7 +979,7 @@ def run_batch(paths: Sequence[str], output: str | os.PathLike[str], *, jobs: int
     if parent:
         os.makedirs(parent, exist_ok=True)
     summary = BatchSummary(output=output)
-    terminal = _terminal()
+    terminal = terminal_stream()
     bar = task = None
 
     def on_first_stop() -> None:

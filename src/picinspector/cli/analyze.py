@@ -131,15 +131,16 @@ def _stream(inputs: list[str], jobs: int, options: Any, json_lines: bool, err: C
     SIGTERM, SIGHUP) at once. Library output is kept off the terminal; an error row's message
     carries it."""
     from .._process import StopSignals
-    from ..batch import iter_rows
+    from ..batch import iter_rows, terminal_stream
 
     analysed = failed = 0
+    terminal = terminal_stream()  # descriptor 2 itself may be capturing a decoder's output when the signal comes
 
     def on_first_stop() -> None:
-        err.print(Text("Stopping after the images in progress (Ctrl-C again to stop now)", style="yellow"))
+        terminal.write("Stopping after the images in progress (Ctrl-C again to stop now)\n")
 
     interrupted = None
-    with StopSignals(on_first_stop) as signals:
+    with closing(terminal), StopSignals(on_first_stop) as signals:
         try:
             rows = iter_rows(inputs, jobs=jobs, inspector_options=options, stop=signals.requested,
                              notes=lambda path, lines: None)
