@@ -104,7 +104,8 @@ def analyze(
         line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed "
                 f"-> {printable(summary.output)}")
         if summary.log:
-            line += f" ({summary.notes} library messages in {printable(summary.log)})"
+            line += (f" ({summary.notes} library messages in {printable(summary.log)})" if summary.notes
+                     else f" (worker output in {printable(summary.log)})")
         if summary.interrupted:
             err.print(Text(f"Interrupted: {line}", style="yellow"), soft_wrap=True)
             err.print(Text("Run the same command again to resume: "
