@@ -334,7 +334,7 @@ def _fifo_wait(futures, return_when):
 def test_pool_in_flight_is_bounded(monkeypatch):
     """The parallel runner never has more than 2 * jobs images submitted at once."""
     pool = _Pool()
-    monkeypatch.setattr(batch, "_new_pool", lambda jobs, options: pool)
+    monkeypatch.setattr(batch, "_new_pool", lambda jobs, options, **spawn: pool)
     monkeypatch.setattr(batch, "wait", _fifo_wait)
     paths = [f"p{i}.jpg" for i in range(1000)]
     rows = list(batch._pool_rows(paths, 3, {}))
@@ -346,7 +346,7 @@ def test_a_dead_worker_costs_only_its_own_image(monkeypatch):
     """When a worker dies, the images in flight are rerun alone; only the one that kills a worker fails."""
     pools = []
 
-    def new_pool(jobs, options):
+    def new_pool(jobs, options, **spawn):
         pools.append(_Pool(crash_on={"p3.jpg", "p7.jpg"}))
         return pools[-1]
 
@@ -360,7 +360,7 @@ def test_a_dead_worker_costs_only_its_own_image(monkeypatch):
     assert len(pools) >= 3
 
     # Workers that cannot even start stop the run with a clear error, and no rows.
-    monkeypatch.setattr(batch, "_new_pool", lambda jobs, options: _Pool(dead=True))
+    monkeypatch.setattr(batch, "_new_pool", lambda jobs, options, **spawn: _Pool(dead=True))
     with pytest.raises(RuntimeError, match="could not start"):
         list(batch._pool_rows(paths, 2, {}))
 

@@ -162,7 +162,7 @@ def test_parquet_store_refuses_foreign_folders_and_cleans_temporaries(tmp_path):
     (out / ".tmp-123-abc.parquet").write_bytes(b"PAR1 half a file")  # what a SIGKILL mid-write leaves
     store = distributed.ParquetStore(str(out))
     assert not (out / ".tmp-123-abc.parquet").exists() and store.existing() == []
-    with pytest.raises(distributed.OutputLocked, match="another run"):
+    with pytest.raises(distributed.OutputLocked, match="another picinspector run"):
         distributed.ParquetStore(str(out))
     store.commit(rows_to_table([{"path": "a.jpg", "error": {"kind": "corrupt", "message": "m"}}]))
     store.close()
@@ -350,3 +350,18 @@ def test_a_dead_ray_worker_costs_only_its_own_photo(ray_address, photos, tmp_pat
     assert rows[str(crash)]["error"]["kind"] == "internal_error"
     assert "died while analysing this file alone" in rows[str(crash)]["error"]["message"]
     assert rows[photos["good"][1]] == _local_rows([photos["good"][1]], tmp_path)[photos["good"][1]]
+
+
+def test_a_local_run_and_a_ray_store_share_one_output_lock(tmp_path):
+    from picinspector.batch import _OutputLock
+
+    out = str(tmp_path / "out.jsonl")
+    with _OutputLock(out):  # what a local `analyze -o out.jsonl` holds for its whole run
+        with pytest.raises(distributed.OutputLocked, match=r"another picinspector run \(pid \d+"):
+            distributed.JsonlStore(out)
+    store = distributed.JsonlStore(out)
+    with pytest.raises(distributed.OutputLocked, match="another picinspector run"):
+        _OutputLock(out).__enter__()
+    store.close()
+    with _OutputLock(out):  # released on close
+        pass

@@ -556,8 +556,12 @@ def test_pillow_bomb_limit_becomes_typed_and_warning_is_silenced(tmp_path, monke
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         assert load_photo(path).width == 96
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow raises above 2000
-    _expect(DecompressionBomb, path)
+    # Our limit is the one that applies: a lower process-wide Pillow limit is raised to it...
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow would raise above 2000
+    assert load_photo(path).width == 96
+    # ...and max_pixels refuses with our message, naming the size.
+    err = _expect(DecompressionBomb, path, max_pixels=5000)
+    assert "96x64 = 6,144 pixels, over the limit of 5,000" in str(err)
 
 
 def test_too_small_image(tmp_path):

@@ -65,6 +65,12 @@ class InvalidPixels(LoadError, ValueError):
     kind = "invalid_pixels"
 
 
+class OutOfMemory(LoadError):
+    """Decoding or measuring the image needed more memory than the process could get."""
+
+    kind = "out_of_memory"
+
+
 class AnalysisError(PicInspectorError):
     """The pixels loaded but a measure could not run on them (e.g. a 1x1 image)."""
 

@@ -10,9 +10,10 @@ import numpy as np
 from PIL import Image
 
 from ._version import __version__
-from .errors import AnalysisError, PicInspectorError
+from .errors import AnalysisError, OutOfMemory, PicInspectorError
 from .feedback import FEEDBACK_CHECKS, FEEDBACK_WRITERS
 from .io import MAX_PIXELS, Photo, load_photo
+from .io._load import reproducible_opencv
 from .measures import measure_all
 from .report import Finding, Report, SceneResult
 
@@ -174,12 +175,16 @@ class Inspector:
         return self.analyze_photo(photo)
 
     def analyze_photo(self, photo: Photo) -> Report:
+        reproducible_opencv()
         try:
             measures = measure_all(photo, executor=self._executor())
         except PicInspectorError:
             raise
         except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
             raise AnalysisError(f"could not measure the image: {exc}", photo.path) from exc
+        except MemoryError:
+            raise OutOfMemory(f"not enough memory to measure this {photo.width}x{photo.height} image",
+                              photo.path) from None
         scores, scene, *more = self.engine.predict(photo, measures)
         findings, feedback = self.write_feedback(photo, measures, scores, scene)
         return Report(
@@ -220,7 +225,8 @@ class Inspector:
         if self.threads == 1:
             return None
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="picinspector")
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="picinspector",
+                                            initializer=reproducible_opencv)
         return self._pool
 
     def close(self) -> None:

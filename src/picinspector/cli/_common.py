@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from .._text import printable
 from ._app import EXIT_USAGE
 
 
@@ -92,6 +94,9 @@ def _feedback_options(feedback: str, vlm_model: str | None, grounded: bool | Non
     if vlm_model is None:
         raise _usage("--feedback vlm needs --vlm-model RUN_DIR (a `train --engine vlm` run folder or a merged "
                      "export)", "--vlm-model")
+    if not Path(vlm_model).expanduser().is_dir():  # as --engine dinov2 --model: a folder, never a Hub id
+        raise _usage(f"{printable(vlm_model)} is not a folder; --vlm-model takes a run folder made by "
+                     "`picinspector train --engine vlm ... -o RUN_DIR` (or a merged export)", "--vlm-model")
     return {"model_dir": vlm_model, "grounded": grounded, **({"device": device} if device else {})}
 
 
@@ -128,7 +133,7 @@ def _inspector_or_exit(options: dict[str, Any], err: Console, parallel: bool = F
             return options
         return Inspector(**options)
     except (ValueError, WeightsNotFound, ImportError) as exc:
-        err.print(Text(f"Error: {exc}", style="red"), soft_wrap=True)
+        err.print(Text(f"Error: {printable(exc)}", style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from .._text import printable
 from ._common import _inspector_or_exit, _usage
 
 _PANEL = "Ray (a cluster, or a local Ray)"
@@ -37,7 +38,7 @@ def analyze_on_ray(inputs: list[str], output: str | None, options: dict[str, Any
                    actors: int | None, gpus: float, manifest_column: str | None, retry_errors: bool,
                    progress: bool, jobs: int, json_lines: bool) -> None:
     """Run ``analyze --ray``: check the arguments, run, print the counts; exits as the local batch does."""
-    from ..distributed import expand_inputs, ray_available, run_ray
+    from ..distributed import OutputLocked, expand_inputs, ray_available, run_ray
 
     if output is None:
         raise _usage("--ray needs -o OUT (a folder for Parquet parts, or a .jsonl file)", "-o/--output")
@@ -60,8 +61,11 @@ def analyze_on_ray(inputs: list[str], output: str | None, options: dict[str, Any
     try:
         summary = run_ray(paths, output, inspector_options=options, address=address, actors=actors,
                           gpus_per_actor=gpus, retry_errors=retry_errors, progress=progress)
+    except OutputLocked as exc:
+        err.print(Text(f"Error: {printable(exc)}", style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
     except ValueError as exc:
-        raise _usage(str(exc), "-o/--output") from None
+        raise _usage(printable(exc), "-o/--output") from None
     except Exception as exc:  # noqa: BLE001 - Ray's own errors (a cluster that went away, workers that cannot start)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         err.print(Text(f"Error: the Ray run failed: {type(exc).__name__}: {first}", style="red"), soft_wrap=True)

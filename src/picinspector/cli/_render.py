@@ -9,6 +9,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .._text import printable
+
 _SEVERITY_STYLE = {"info": "cyan", "minor": "yellow", "moderate": "dark_orange", "severe": "bold red"}
 _BAR_WIDTH = 12
 
@@ -88,6 +90,6 @@ def render_report(row: dict[str, Any], width: int | None = None) -> Panel:
     measures = _key_measures(row.get("measures") or {})
     if measures.plain:
         body += [Text(""), measures]
-    return Panel(Group(*body), title=Text(str(row.get("path")), style="bold"), title_align="left",
+    return Panel(Group(*body), title=Text(printable(row.get("path")), style="bold"), title_align="left",
                  expand=False, width=width)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
+import signal
 import sys
 from contextlib import closing
 from typing import Annotated, Any, Optional
@@ -13,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, app
+from .._text import json_line, printable, shell_quote
+from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app
 from ._common import (
     Bf16Opt,
     CropsOpt,
@@ -64,7 +64,7 @@ def analyze(
     manifest_column: ManifestColumnOpt = None,
 ) -> None:
     """Analyse photos: scores, scene, findings and feedback."""
-    from ..batch import iter_inputs, run_batch, writer_for
+    from ..batch import OutputLocked, iter_inputs, run_batch, writer_for
 
     options = _inspector_options(engine, feedback, vlm_model, grounded, device, native_detail,
                                  quality_model=quality_model, model=model, crops=crops, bf16=bf16)
@@ -90,7 +90,7 @@ def analyze(
     except ValueError as exc:
         raise _usage(str(exc), "PATH") from None
     if not inputs:
-        raise _usage(f"no images found in {' '.join(path)}", "PATH")
+        raise _usage(f"no images found in {printable(' '.join(path))}", "PATH")
 
     err = Console(stderr=True)
     options = _inspector_or_exit(options, err, parallel=jobs > 1 and len(inputs) > 1)
@@ -98,16 +98,29 @@ def analyze(
         try:
             summary = run_batch(inputs, output, jobs=jobs, inspector_options=options,
                                 retry_errors=retry_errors, progress=not no_progress)
+        except OutputLocked as exc:
+            err.print(Text(f"Error: {printable(exc)}", style="red"), soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
+        except RuntimeError as exc:  # the worker processes could not start
+            err.print(Text(f"Error: {printable(exc)}", style="red"), soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
         except ValueError as exc:
-            raise _usage(str(exc), "-o/--output") from None
+            raise _usage(printable(exc), "-o/--output") from None
+        except OSError as exc:  # the output (or its folder, lock or log) cannot be written
+            err.print(Text(f"Error: cannot write {printable(output)}: {printable(exc.strerror or exc)}", style="red"),
+                      soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
         line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed "
-                f"-> {summary.output}")
+                f"-> {printable(summary.output)}")
+        if summary.log:
+            line += (f" ({summary.notes} library messages in {printable(summary.log)})" if summary.notes
+                     else f" (worker output in {printable(summary.log)})")
         if summary.interrupted:
             err.print(Text(f"Interrupted: {line}", style="yellow"), soft_wrap=True)
             err.print(Text("Run the same command again to resume: "
-                           + shlex.join(["picinspector", *sys.argv[1:]] if sys.argv[1:] else ["picinspector"]),
+                           + " ".join(shell_quote(a) for a in ["picinspector", *sys.argv[1:]]),
                            style="yellow"), soft_wrap=True)
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(_interrupted_code(summary.signal))
         err.print(Text(line, style="bold"), soft_wrap=True)
         if summary.analysed == 0 and summary.skipped == 0:  # every image failed, none was done before
             raise typer.Exit(EXIT_ALL_FAILED)
@@ -116,38 +129,63 @@ def analyze(
     raise typer.Exit(_stream(inputs, jobs, options, json_lines, err))
 
 
-def _stream(inputs: list[str], jobs: int, options: Any, json_lines: bool, err: Console) -> int:
-    """Analyse and print each image as it finishes (JSON lines or panels); returns the exit code."""
-    from ..batch import iter_rows
+def _interrupted_code(signum: int | None) -> int:
+    """130 for Ctrl-C; 128 + the signal for SIGTERM and SIGHUP (143, 129), as a shell reports them."""
+    return EXIT_INTERRUPTED if signum in (None, signal.SIGINT) else 128 + int(signum)
 
-    try:
-        rows = iter_rows(inputs, jobs=jobs, inspector_options=options)
-    except ValueError as exc:
-        raise _usage(str(exc)) from None
-    out = Console(highlight=False)
+
+def _stream(inputs: list[str], jobs: int, options: Any, json_lines: bool, err: Console) -> int:
+    """Analyse and print each image as it finishes (JSON lines or panels); returns the exit code.
+
+    Signals as in a batch run: a first Ctrl-C stops after the images in progress, a second one (or
+    SIGTERM, SIGHUP) at once. Library output is kept off the terminal; an error row's message
+    carries it."""
+    from .._process import StopSignals
+    from ..batch import iter_rows, terminal_stream
+
     analysed = failed = 0
-    try:
-        with closing(rows):
-            for row in rows:
-                error = row.get("error")
-                if error is None:
-                    analysed += 1
-                else:
-                    failed += 1
-                if json_lines:
-                    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    sys.stdout.flush()
-                elif error is None:
-                    out.print(render_report(row, width=min(out.width, 100)))
-                if error is not None:
-                    err.print(Text(f"{row.get('path')}: {error.get('message')} ({error.get('kind')})",
-                                   style="red"), soft_wrap=True)
-    except KeyboardInterrupt:
+    terminal = terminal_stream()  # descriptor 2 itself may be capturing a decoder's output when the signal comes
+
+    def on_first_stop() -> None:
+        terminal.write("Stopping after the images in progress (Ctrl-C again to stop now)\n")
+
+    interrupted = None
+    with closing(terminal), StopSignals(on_first_stop) as signals:
+        try:
+            rows = iter_rows(inputs, jobs=jobs, inspector_options=options, stop=signals.requested,
+                             notes=lambda path, lines: None)
+        except ValueError as exc:
+            raise _usage(printable(exc)) from None
+        out = Console(highlight=False)
+        try:
+            with closing(rows):
+                for row in rows:
+                    error = row.get("error")
+                    if error is None:
+                        analysed += 1
+                    else:
+                        failed += 1
+                    if json_lines:
+                        sys.stdout.write(json_line(row) + "\n")
+                        sys.stdout.flush()
+                    elif error is None:
+                        out.print(render_report(row, width=min(out.width, 100)))
+                    if error is not None:
+                        err.print(Text(f"{printable(row.get('path'))}: {printable(error.get('message'))} "
+                                       f"({error.get('kind')})", style="red"), soft_wrap=True)
+        except KeyboardInterrupt as exc:
+            interrupted = getattr(exc, "signum", signal.SIGINT)
+        except RuntimeError as exc:  # the worker processes could not start
+            err.print(Text(f"Error: {printable(exc)}", style="red"), soft_wrap=True)
+            return EXIT_USAGE
+        except BrokenPipeError:  # e.g. `picinspector analyze DIR --json | head -1`: the reader has gone
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit does not fail again
+            return EXIT_OK if analysed else EXIT_ALL_FAILED
+        if interrupted is None and signals.requested.is_set() and analysed + failed < len(inputs):
+            interrupted = signals.signum
+    if interrupted is not None:
         err.print(Text(f"Interrupted after {analysed + failed} of {len(inputs)} images.", style="yellow"),
                   soft_wrap=True)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `picinspector analyze DIR --json | head -1`: the reader has gone
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit does not fail again
-        return EXIT_OK if analysed else EXIT_ALL_FAILED
+        return _interrupted_code(interrupted)
     return EXIT_OK if analysed else EXIT_ALL_FAILED

@@ -10,8 +10,9 @@ storage shared with the workers, and both survive a SIGKILL at any instant:
 - **JSON lines.** Rows are appended and flushed in the `picinspector.batch.JsonlWriter` format,
   and resume is `picinspector.batch.done_paths` (which also cuts a half-written last line).
 
-Either store holds an exclusive lock (``fcntl.flock``) while a run writes into it, so that a second
-run on the same output stops with a clear message instead of writing duplicates.
+Either store holds the local batch's exclusive lock on ``<output>.lock`` (`picinspector.batch`) while a
+run writes into it, so that a second run on the same output, local or on Ray, stops with a message that
+names the holder instead of writing duplicates.
 """
 
 from __future__ import annotations
@@ -23,29 +24,22 @@ import time
 import uuid
 from typing import Any, Sequence
 
+from ..batch import OutputLocked
 from ._schema import SCHEMA_KEY, schema, table_to_rows
 
 __all__ = ["JsonlStore", "OutputLocked", "ParquetStore", "open_store", "read_results"]
 
 _PART = re.compile(r"^part-[0-9A-Za-z_-]+\.parquet$")
 _TMP_PREFIX = ".tmp-"
-_LOCK_NAME = ".picinspector.lock"
 
 
-class OutputLocked(ValueError):
-    """Another run holds the output."""
+def _take_lock(output: str):
+    """The local batch's lock on ``<output>.lock`` (entered); `OutputLocked` names its holder."""
+    from ..batch import _OutputLock
 
-
-def _lock(handle, output: str) -> None:
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory lock
-        return
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise OutputLocked(f"{output} is being written by another run; wait for it to finish, or choose "
-                           "another output") from None
+    lock = _OutputLock(output)
+    lock.__enter__()
+    return lock
 
 
 def _fsync_dir(folder: str) -> None:
@@ -85,12 +79,7 @@ class ParquetStore:
                 raise ValueError(f"{folder} holds files that are not PicInspector result parts ({shown}); "
                                  "choose another output folder")
         os.makedirs(folder, exist_ok=True)
-        self._lock_handle = open(os.path.join(folder, _LOCK_NAME), "a+")  # noqa: SIM115 - held until close()
-        try:
-            _lock(self._lock_handle, folder)
-        except OutputLocked:
-            self._lock_handle.close()
-            raise
+        self._lock = _take_lock(folder.rstrip(os.sep) or folder)
         for name in os.listdir(folder):  # a killed run's unfinished part: never committed, so never counted
             if name.startswith(_TMP_PREFIX):
                 os.remove(os.path.join(folder, name))
@@ -167,7 +156,7 @@ class ParquetStore:
         _fsync_dir(self.output)
 
     def close(self) -> None:
-        self._lock_handle.close()
+        self._lock.__exit__(None, None, None)
 
 
 class JsonlStore:
@@ -184,12 +173,12 @@ class JsonlStore:
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115
+        self._lock = _take_lock(path)
         try:
-            _lock(self._fh, path)
+            self._fh = open(path, "a", encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115
             done_paths(path)  # validates the file, and cuts a half-written last line
-        except ValueError:
-            self._fh.close()
+        except (OSError, ValueError):
+            self._lock.__exit__(None, None, None)
             raise
 
     def _lines(self) -> list[str]:
@@ -216,9 +205,8 @@ class JsonlStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             self._fh.close()
-            os.replace(tmp, self.output)  # the lock went with the old file: take it on the new one
+            os.replace(tmp, self.output)  # the lock is on <output>.lock, so it stays held
             self._fh = open(self.output, "a", encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115
-            _lock(self._fh, self.output)
         return paths
 
     def commit(self, lines: Sequence[str]) -> None:
@@ -231,6 +219,7 @@ class JsonlStore:
 
     def close(self) -> None:
         self._fh.close()
+        self._lock.__exit__(None, None, None)
 
 
 def open_store(output: str | os.PathLike[str]):

@@ -88,6 +88,17 @@ def features(measures: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def known_feature_names() -> frozenset[str]:
+    """Every name `features` can produce with the measures registered in this version: the measure
+    outputs not in `EXCLUDED`, the `DERIVED` features and ``term_<aspect>`` of each quality term. A
+    quality model that needs any other name was fitted by a different version."""
+    from ..measures import measure_units
+    from ._quality import QUALITY_TERMS
+
+    return frozenset({n for n in measure_units() if n not in EXCLUDED} | set(DERIVED)
+                     | {f"term_{aspect}" for aspect in QUALITY_TERMS})
+
+
 def feature_matrix(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray:
     """Stack `features` of many measure dicts into an (n, len(names)) float64 array, in ``names`` order."""
     table = [features(m) for m in rows]

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -78,6 +81,170 @@ class ModelFileError(ValueError):
     """A quality-model file that cannot be used, with the reason."""
 
 
+#: Limits on a model file, checked before anything is read into memory: its size on disk, the size
+#: of all its arrays as the zip directory and each .npy header declare them, and its member count.
+#: (The shipped model is 1.3 MB on disk and 1.8 MB of arrays.)
+MAX_FILE_BYTES = 64 << 20
+MAX_ARRAY_BYTES = 64 << 20
+MAX_MEMBERS = 256
+MAX_TREE_DEPTH = 64
+
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, struct.error, zlib.error,
+                zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, read with every size checked before it is allocated.
+
+    Each member must be a ``.npy`` file (stored or deflated, not encrypted) of a plain numeric,
+    boolean or text dtype (never an object: nothing is unpickled), whose header's shape matches the
+    bytes the zip directory declares; the declared sizes together stay under `MAX_ARRAY_BYTES`.
+    """
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: {size / 2**20:.1f} MB, larger than any quality model (at most "
+                             f"{MAX_FILE_BYTES >> 20} MB)")
+    try:
+        archive = zipfile.ZipFile(path)
+    except _READ_ERRORS as exc:
+        raise ModelFileError(f"{path}: not a quality model (not a readable .npz archive: {exc})") from None
+    arrays: dict[str, np.ndarray] = {}
+    with archive:
+        infos = archive.infolist()
+        names = [i.filename for i in infos]
+        if not infos or len(infos) > MAX_MEMBERS or len(set(names)) != len(names):
+            raise ModelFileError(f"{path}: not a quality model ({len(infos)} members"
+                                 f"{', some twice' if len(set(names)) != len(names) else ''})")
+        declared = sum(i.file_size for i in infos)
+        if declared > MAX_ARRAY_BYTES:
+            raise ModelFileError(f"{path}: its arrays would take {declared / 2**20:,.0f} MB once unpacked, more "
+                                 f"than any quality model (at most {MAX_ARRAY_BYTES >> 20} MB): refused unread")
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy") or "/" in name or "\\" in name:
+                raise ModelFileError(f"{path}: unexpected member {name!r} (a model holds .npy arrays only)")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+                raise ModelFileError(f"{path}: member {name!r} is encrypted or uses an unsupported compression")
+            try:
+                with archive.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=10000)
+                    elif version == (2, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=10000)
+                    else:
+                        raise ValueError(f"unsupported .npy version {version}")
+                    if dtype.hasobject or dtype.kind not in "biufU" or dtype.fields is not None:
+                        raise ValueError(f"dtype {dtype} is not a plain number or text")
+                    count = math.prod(shape)
+                    nbytes = count * dtype.itemsize
+                    header = fh.tell()
+                    if nbytes != info.file_size - header:
+                        raise ValueError(f"its header declares {nbytes:,} bytes of data, the archive {info.file_size - header:,}")
+                    data = fh.read(nbytes)
+                    if len(data) != nbytes:
+                        raise ValueError("truncated")
+            except _READ_ERRORS as exc:
+                raise ModelFileError(f"{path}: damaged member {name!r} ({exc})") from None
+            array = np.frombuffer(data, dtype=dtype, count=count)
+            arrays[name[:-4]] = array.reshape(shape, order="F" if fortran else "C")
+    return arrays
+
+
+def _need(arrays: dict[str, np.ndarray], name: str, kinds: str, shape: tuple, where: str) -> np.ndarray:
+    """``arrays[name]``, checked: dtype kind in ``kinds``, shape (None = any length), finite floats."""
+    if name not in arrays:
+        raise ModelFileError(f"{where}: array {name!r} is missing")
+    value = arrays[name]
+    if value.dtype.kind not in kinds:
+        raise ModelFileError(f"{where}: array {name!r} has dtype {value.dtype}, expected "
+                             f"{'floating point' if kinds == 'f' else 'integers'}")
+    if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
+        want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ModelFileError(f"{where}: array {name!r} has shape {value.shape}, expected {want}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ModelFileError(f"{where}: array {name!r} holds NaN or infinity")
+    return value
+
+
+def _check_linear(a: dict[str, np.ndarray], d: int, where: str) -> None:
+    _need(a, "coef", "f", (d,), where)
+    _need(a, "intercept", "f", (1,), where)
+
+
+def _check_rbf_svr(a: dict[str, np.ndarray], d: int, where: str) -> None:
+    vectors = _need(a, "support_vectors", "f", (None, d), where)
+    _need(a, "dual_coef", "f", (vectors.shape[0],), where)
+    if not _need(a, "gamma", "f", (1,), where)[0] > 0:
+        raise ModelFileError(f"{where}: gamma must be positive")
+    _need(a, "intercept", "f", (1,), where)
+
+
+def _check_trees(a: dict[str, np.ndarray], d: int, where: str) -> None:
+    feature = _need(a, "feature", "iu", (None,), where)
+    n = len(feature)
+    left, right = _need(a, "left", "iu", (n,), where), _need(a, "right", "iu", (n,), where)
+    _need(a, "threshold", "f", (n,), where)
+    _need(a, "value", "f", (n,), where)
+    roots = _need(a, "roots", "iu", (None,), where)
+    depth = _need(a, "max_depth", "iu", (1,), where)
+    _need(a, "baseline", "f", (1,), where)
+    if n == 0 or len(roots) == 0:
+        raise ModelFileError(f"{where}: no trees")
+    index = np.arange(n)
+    leaf = left < 0
+    if not np.array_equal(leaf, right < 0) or ((left < -1) | (right < -1)).any():
+        raise ModelFileError(f"{where}: a node has one child (left and right must both be -1 at a leaf)")
+    inner = ~leaf
+    # children after their parent, inside the arrays: every walk ends, in at most n steps
+    if ((left[inner] <= index[inner]) | (right[inner] <= index[inner]) | (left[inner] >= n)
+            | (right[inner] >= n)).any():
+        raise ModelFileError(f"{where}: a node's child is not a later node (a cycle, or out of range)")
+    if ((feature[inner] < 0) | (feature[inner] >= d)).any():
+        raise ModelFileError(f"{where}: a node splits on a feature outside 0..{d - 1}")
+    if ((roots < 0) | (roots >= n)).any():
+        raise ModelFileError(f"{where}: a tree root outside the nodes")
+    if not 0 <= int(depth[0]) <= MAX_TREE_DEPTH:
+        raise ModelFileError(f"{where}: max_depth {int(depth[0])} outside 0..{MAX_TREE_DEPTH}")
+
+
+#: Member kind -> check(arrays without prefix, number of features, where) of the arrays it needs.
+MEMBER_CHECKS: dict[str, Callable[[dict[str, np.ndarray], int, str], None]] = {
+    "linear": _check_linear,
+    "rbf_svr": _check_rbf_svr,
+    "trees": _check_trees,
+}
+
+
+def _check_meta(meta: Any, path: Path) -> None:
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: its meta is a JSON {type(meta).__name__}, not an object")
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file")
+    names = meta.get("features")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{path}: meta 'features' must be a non-empty list of names")
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"{path}: meta 'features' names a feature twice")
+    members = meta.get("members")
+    if not isinstance(members, list) or not members:
+        raise ModelFileError(f"{path}: meta 'members' must be a non-empty list")
+    prefixes = []
+    for i, member in enumerate(members):
+        if not isinstance(member, dict):
+            raise ModelFileError(f"{path}: member {i} is not an object")
+        kind, weight, prefix = member.get("kind"), member.get("weight"), member.get("prefix")
+        if kind not in MEMBER_KINDS:
+            raise ModelFileError(f"{path}: unknown member kind {kind!r}; known: {', '.join(sorted(MEMBER_KINDS))}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ModelFileError(f"{path}: member {i} weight must be a finite number, got {weight!r}")
+        if not isinstance(prefix, str) or not prefix or prefix.startswith("x_") or prefix == "meta":
+            raise ModelFileError(f"{path}: member {i} prefix must be a name, got {prefix!r}")
+        prefixes.append(prefix)
+    if any(a != b and b.startswith(a) for a in prefixes for b in prefixes) or len(set(prefixes)) != len(prefixes):
+        raise ModelFileError(f"{path}: member prefixes overlap: {prefixes}")
+
+
 @dataclass
 class QualityModel:
     meta: dict[str, Any]
@@ -89,22 +256,53 @@ class QualityModel:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_MODEL) -> "QualityModel":
+        """Read and check a model file: everything a prediction needs is validated here, once.
+
+        Raises
+        ------
+        ModelFileError
+            (a ValueError) naming the file and the first problem: missing, too large (on disk or
+            unpacked, checked before reading), not an .npz, a damaged member, an array of the
+            wrong dtype or shape, meta that is not this format, features this version does not
+            compute, trees that do not end.
+        """
+        from ._features import known_feature_names
+
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(
                 f"{path}: quality model not found; refit it with "
                 "`picinspector fit-quality --dataset DIR -o PATH` (see README)")
+        arrays = dict(_read_npz(path))
+        meta_array = arrays.pop("meta", None)
+        if meta_array is None or meta_array.dtype.kind != "U" or meta_array.shape != ():
+            raise ModelFileError(f"{path}: not a quality model (no 'meta' text array)")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            meta = json.loads(str(arrays.pop("meta")))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{path}: not a readable quality model ({exc})") from exc
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ModelFileError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file")
+            meta = json.loads(str(meta_array))
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: its meta is not JSON ({exc})") from None
+        _check_meta(meta, path)
+        names = meta["features"]
+        unknown = sorted(set(names) - known_feature_names())
+        if unknown:
+            raise ModelFileError(
+                f"{path}: the model needs {len(unknown)} feature(s) this version does not compute "
+                f"({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}); refit it with "
+                "`picinspector fit-quality`")
+        d = len(names)
+        for name in ("x_fill", "x_mean", "x_scale"):
+            _need(arrays, name, "f", (d,), str(path))
+        if (arrays["x_scale"] == 0).any():
+            raise ModelFileError(f"{path}: x_scale holds a zero")
+        used = {"x_fill", "x_mean", "x_scale"}
         for member in meta["members"]:
-            if member["kind"] not in MEMBER_KINDS:
-                raise ModelFileError(f"{path}: unknown member kind {member['kind']!r}")
+            prefix = member["prefix"]
+            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            MEMBER_CHECKS[member["kind"]](own, d, f"{path} member {prefix!r} ({member['kind']})")
+            used |= {prefix + k for k in own}
+        extra = sorted(set(arrays) - used)
+        if extra:
+            raise ModelFileError(f"{path}: arrays no member uses: {', '.join(extra[:5])}")
         return cls(meta, arrays)
 
     def save(self, path: str | Path) -> None:
