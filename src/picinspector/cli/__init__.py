@@ -3,7 +3,8 @@
 Commands: ``analyze`` (readable panels, ``--json`` lines, or a resumable batch file with ``-o``; any
 engine and feedback writer), ``measures`` (every measure with its unit), ``samples`` (write the demo
 photos), ``eval`` (agreement with a labelled dataset; ROUGE and contradictions for the vlm writer),
-``fit-quality`` (fit the classic quality model), ``train`` (the dinov2 engine or the vlm writer),
+``fit-quality`` (fit the classic quality model), ``fit-feedback`` (fit the findings' severities to
+opinion scores), ``train`` (the dinov2 engine or the vlm writer),
 ``captions make`` (reference descriptions for the vlm writer), and ``--version``. Exit codes: 0 when
 at least one image was analysed (or a batch found everything already done), 1 when every image
 failed, 2 for bad arguments, missing models or extras, or when no input was found, 130 when
@@ -16,7 +17,7 @@ imported below.
 
 from __future__ import annotations
 
-from . import analyze, captions, evaluate, fit_quality, info, train  # noqa: F401  (register the commands)
+from . import analyze, captions, evaluate, fit_feedback, fit_quality, info, train  # noqa: F401  (register the commands)
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app, main
 from ._render import render_report
 

@@ -34,6 +34,7 @@ def fit_quality_cmd(
     import numpy as np
 
     from ..datasets import CITATIONS, load_dataset
+    from ..evaluation import names_fingerprint
     from ..training.fit_quality import CANDIDATES, fit_quality, measure_dataset
 
     err = Console(stderr=True)
@@ -57,7 +58,8 @@ def fit_quality_cmd(
     err.print(f"{len(kept)} photos measured, {len(errors)} could not be read", markup=False)
     result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
                          trained_on={"dataset": os.path.basename(os.path.normpath(dataset)), "format": fmt,
-                                     "n": len(kept), "citation": CITATIONS.get(fmt)},
+                                     "n": len(kept), "citation": CITATIONS.get(fmt),
+                                     "names": names_fingerprint(s.path for s in kept)},
                          candidates=cands, folds=folds, seed=seed, progress=lambda line: err.print(line, markup=False))
     table = Table(title=f"{folds}-fold cross-validation, seed {seed}, n = {result.n}")
     for col in ("candidate", "SRCC", "PLCC", "PLCC raw", "KRCC", "SRCC per fold"):
