@@ -475,30 +475,37 @@ def _compression(ctx: Context, sev: str) -> Finding:
 
 @dataclass(frozen=True)
 class Aspect:
-    """Words for one aspect: ``finding(ctx, severity) -> Finding``; ``label`` names it in lists."""
+    """Words for one aspect: ``finding(ctx, severity) -> Finding``; ``label`` names its measured value
+    in lists; ``worse`` compares it ("softer", "darker", ...)."""
 
     finding: Callable[[Context, str], Finding]
     label: Callable[[Context], str]
+    worse: str = "worse"
 
 
 def _label_blur(c: Context) -> str:
     w = c.m("edge_width_px")
-    return f"sharpness ({c.scores['sharpness']:.0f}/100" + (f", edges {w:.1f} px wide)" if w else ")")
+    return f"sharpness {c.scores['sharpness']:.0f}/100" + (f", edges {w:.1f} px wide" if w else "")
+
+
+def _label(template: str, name: str) -> Callable[[Context], str]:
+    return lambda c: template.format(_num(c.m(name)))
 
 
 #: Every aspect, in the order equal costs are reported.
 ASPECTS: dict[str, Aspect] = {
-    "blur": Aspect(_blur, _label_blur),
-    "noise": Aspect(_noise, lambda c: f"noise (sigma {_num(c.m('noise_sigma')):.1f} levels)"),
-    "underexposed": Aspect(_dark, lambda c: f"exposure (mean L* {_num(c.m('lightness_mean')):.0f}, dark)"),
-    "overexposed": Aspect(_bright, lambda c: f"exposure (mean L* {_num(c.m('lightness_mean')):.0f}, bright)"),
-    "clipped_highlights": Aspect(_clipped, lambda c: f"clipped highlights ({_num(c.m('highlights_clipped_pct')):.0f}%)"),
-    "crushed_shadows": Aspect(_crushed, lambda c: f"crushed shadows ({_num(c.m('shadows_crushed_pct')):.0f}%)"),
-    "low_contrast": Aspect(_low_contrast, lambda c: f"contrast (RMS {_num(c.m('contrast_rms')):.2f})"),
-    "dull_colors": Aspect(_dull, lambda c: f"colour (colourfulness {_num(c.m('colorfulness')):.0f})"),
-    "oversaturated": Aspect(_oversaturated, lambda c: f"saturation (colourfulness {_num(c.m('colorfulness')):.0f})"),
-    "color_cast": Aspect(_cast, lambda c: f"white balance (cast strength {_num(c.m('cast_strength')):.0f})"),
-    "compression": Aspect(_compression, lambda c: f"compression (blockiness {_num(c.m('blockiness')):.2f})"),
+    "blur": Aspect(_blur, _label_blur, "softer"),
+    "noise": Aspect(_noise, _label("noise sigma {:.1f} levels", "noise_sigma"), "noisier"),
+    "underexposed": Aspect(_dark, _label("mean lightness L* {:.0f}", "lightness_mean"), "darker"),
+    "overexposed": Aspect(_bright, _label("mean lightness L* {:.0f}", "lightness_mean"), "brighter"),
+    "clipped_highlights": Aspect(_clipped, _label("{:.0f}% clipped highlights", "highlights_clipped_pct"),
+                                 "more clipped"),
+    "crushed_shadows": Aspect(_crushed, _label("{:.0f}% crushed shadows", "shadows_crushed_pct"), "more crushed"),
+    "low_contrast": Aspect(_low_contrast, _label("RMS contrast {:.2f}", "contrast_rms"), "flatter"),
+    "dull_colors": Aspect(_dull, _label("colourfulness {:.0f}", "colorfulness"), "duller"),
+    "oversaturated": Aspect(_oversaturated, _label("colourfulness {:.0f}", "colorfulness"), "more saturated"),
+    "color_cast": Aspect(_cast, _label("colour-cast strength {:.0f}", "cast_strength"), "more cast"),
+    "compression": Aspect(_compression, _label("blockiness {:.2f}", "blockiness"), "more blocky"),
 }
 
 #: Aspect -> the term whose comparison with top-rated photos describes it in ``weak_aspects``.
@@ -506,31 +513,41 @@ _LEAD_TERM = {t.aspect: name for name, t in reversed(list(TERMS.items()))}
 
 
 def _weak_aspects(ctx: Context, cal: Calibration, sev: str, deficit: float,
-                  assessed: list[Assessment]) -> Finding:
-    """The weakest measured aspects of a photo whose quality is low without one clear fault."""
-    ranked: list[tuple[float, str]] = []
+                  assessed: list[Assessment]) -> tuple[Finding, list[str]]:
+    """The weakest measured aspects of a photo whose quality is low without one clear fault, and the
+    aspects it names. They are the aspects with the most points; without any, the ones furthest
+    from the photos people rate highest."""
+    pcts: dict[str, float] = {}
     for aspect in ASPECTS:
         term = _LEAD_TERM[aspect]
         value = TERMS[term].value(ctx)
         entry = cal.terms.get(term)
-        pct = None if value is None or entry is None else entry.good_percentile(value)
+        if entry is None or not any(max(t.cost) > 0 for t in entry.tables.values()):
+            continue  # people's ratings do not follow this value: comparing it would mislead
+        pct = None if value is None else entry.good_percentile(value)
         if pct is not None:
-            ranked.append((pct, aspect))
-    by_points = [a.aspect for a in assessed if a.points > 0.5][:3]
-    chosen = by_points or [a for _, a in sorted(ranked, reverse=True)[:2]]
-    pcts = dict((a, p) for p, a in ranked)
+            pcts[aspect] = pct
+    chosen = [a.aspect for a in assessed if a.points >= 1.0][:3]
+    if not chosen:
+        chosen = [a for a, _ in sorted(pcts.items(), key=lambda kv: -kv[1])][:2]
     words = []
-    for aspect in chosen[:3]:
+    for aspect in chosen:
         text = ASPECTS[aspect].label(ctx)
-        if pcts.get(aspect) is not None and pcts[aspect] >= 50:
-            text += f", worse than {pcts[aspect]:.0f}% of the photos people rate highest"
+        if aspect in pcts:
+            text += f" ({ASPECTS[aspect].worse} than {pcts[aspect]:.0f}% of the photos people rate highest)"
         words.append(text)
-    q = ctx.scores.get("quality")
-    msg = (f"Quality {_num(q):.0f}/100, about {deficit:.0f} points below a photo without faults, with no single "
-           f"clear fault; the weakest measured aspects: {'; '.join(words)}")
-    first = ASPECTS[chosen[0]].finding(ctx, sev) if chosen else None
-    tip = first.suggestion if first else "Compare with a sharper, cleaner shot of the same scene."
-    return Finding("weak_aspects", sev, msg, tip)
+    q = _num(ctx.scores.get("quality"))
+    # e.g. "Quality 62/100, 13 points below a photo without faults, and no single fault carries it;
+    # the weakest measured aspects: blockiness 1.38 (worse than in 86% of ...); 2% clipped highlights"
+    msg = f"Quality {q:.0f}/100, {deficit:.0f} points below a photo without faults, and no single fault carries it"
+    if words:
+        msg += "; the weakest measured aspects: " + "; ".join(words)
+    else:
+        msg += "; every measured aspect is within the range of the photos people rate highest"
+    tip = (ASPECTS[chosen[0]].finding(ctx, sev).suggestion if chosen else
+           "Compare it with the best shots of the same kind: light, subject and composition matter as much as "
+           "the technical aspects measured here.")
+    return Finding("weak_aspects", sev, msg, tip), chosen
 
 
 # --------------------------------------------------------------------------------------------------
@@ -595,19 +612,38 @@ def _low_resolution(ctx: Context) -> Finding | None:
     return None
 
 
-def _intent_notes(ctx: Context, problems: list[Finding]) -> list[Finding]:
-    """Info notes for an exposure that looks intended, so that no one 'fixes' it."""
-    kinds = {f.kind for f in problems if f.severity in ("moderate", "severe")}
+#: From this cast strength (Lab units) on, a cast that costs little is still noted.
+STRONG_CAST = 20.0
+
+
+def _notes(ctx: Context, cal: Calibration, problems: list[Finding]) -> list[Finding]:
+    """Info notes: an exposure that looks intended (so that no one "fixes" it), and a strong colour
+    cast that costs little (warm or cool grading, the colour of the light)."""
+    kinds = {f.kind for f in problems}
+    flagged = {f.kind for f in problems if f.severity in ("moderate", "severe")}
     notes = []
     intents = ctx.intent
-    if "low_key" in intents and "underexposed" not in kinds and "night" not in intents:
+    if "low_key" in intents and "underexposed" not in flagged and "night" not in intents:
         notes.append(Finding("low_key", "info", f"Low-key: {intents['low_key']}",
                              "Nothing to do if the dark mood is intended; keep the subject's highlights bright."))
-    if ("high_key" in intents or "snow_or_fog" in intents) and "overexposed" not in kinds:
-        reason = intents.get("high_key") or intents["snow_or_fog"]
-        notes.append(Finding("high_key", "info", f"High-key: {reason}",
-                             "Nothing to do if intended; do not darken it (snow, fog and white backdrops would "
-                             "turn grey)."))
+    if "overexposed" not in flagged:
+        if "high_key" in intents:
+            notes.append(Finding("high_key", "info", f"High-key: {intents['high_key']}",
+                                 "Nothing to do if intended; do not darken it, or the whites turn grey."))
+        elif "snow_or_fog" in intents:
+            notes.append(Finding("high_key", "info", f"Bright and flat, as snow, fog or a white backdrop look: "
+                                 f"{intents['snow_or_fog']}",
+                                 "Keep the exposure bright (darkening turns snow and fog grey); if it looks flat, "
+                                 "add contrast with a tone curve or dehaze rather than less exposure."))
+    strength = _num(ctx.m("cast_strength"))
+    if "color_cast" not in kinds and strength >= STRONG_CAST and ctx.m("cast_hue_deg") is not None:
+        name = cast_name(_num(ctx.m("cast_hue_deg")))
+        notes.append(Finding("color_cast", "info",
+                             f"A strong {name} colour cast (a* {_num(ctx.m('cast_a')):+.0f}, b* "
+                             f"{_num(ctx.m('cast_b')):+.0f}) that costs little quality: likely the light or a "
+                             "warm or cool grade",
+                             "Keep it if it is the mood you wanted; otherwise correct the white balance (a grey "
+                             "card, or the white-balance picker on something neutral)."))
     return notes
 
 
@@ -623,17 +659,21 @@ def findings_for(ctx: Context, cal: Calibration | None = None) -> list[Finding]:
         return found + [f for f in (_monochrome(ctx),) if f]
     assessed, deficit = assess(ctx, cal)
     problems: list[Finding] = []
+    problem_aspects: list[str] = []
     for a in assessed:
         sev = cal.grade(a.points)
         if sev is not None:
             problems.append(ASPECTS[a.aspect].finding(ctx, sev))
+            problem_aspects.append(a.aspect)
     flagged = [f for f in problems if f.severity in ("moderate", "severe")]
     sev_deficit = cal.grade(deficit)
     if not flagged and sev_deficit in ("moderate", "severe"):
-        # The quality is low but no aspect carries it: say which measured aspects are weakest.
-        problems.insert(0, _weak_aspects(ctx, cal, "moderate", deficit, assessed))
+        # The quality is low but no aspect carries it: say which measured aspects are weakest, in one
+        # finding that replaces their own minor ones.
+        weak, named = _weak_aspects(ctx, cal, "moderate", deficit, assessed)
+        problems = [weak] + [f for f, a in zip(problems, problem_aspects) if a not in named]
     notes = [f for f in (_shallow_focus(ctx), _low_resolution(ctx), _monochrome(ctx)) if f]
-    notes += _intent_notes(ctx, problems)
+    notes += _notes(ctx, cal, problems)
     ordered = sorted(problems, key=lambda f: -SEVERITIES.index(f.severity))  # stable: by points within
     return ordered + sorted(notes, key=lambda f: -SEVERITIES.index(f.severity))
 

@@ -130,21 +130,28 @@ def term_data(contexts: Sequence[Context]) -> dict[str, TermData]:
     return out
 
 
-def _binned_isotonic(x: np.ndarray, r: np.ndarray, bins: int, min_count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Knots (bin means of x) and an increasing fit of the bin means of r, weighted by counts."""
+def _binned_isotonic(x: np.ndarray, r: np.ndarray, bins: int, min_count: int
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Knots (bin means of x), an increasing fit of the bin means of r weighted by counts, and the
+    standard error of a bin mean (residual spread / sqrt(mean count))."""
     from sklearn.isotonic import IsotonicRegression
 
     n_bins = max(1, min(bins, len(x) // max(min_count, 1)))
     edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
     if len(edges) < 2:
-        return np.array([float(x.mean())]), np.array([float(r.mean())])
+        return np.array([float(x.mean())]), np.array([float(r.mean())]), 0.0
     idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
     counts = np.bincount(idx, minlength=len(edges) - 1)
     used = counts > 0
     xs = (np.bincount(idx, weights=x, minlength=len(counts))[used] / counts[used])
     rs = (np.bincount(idx, weights=r, minlength=len(counts))[used] / counts[used])
     fit = IsotonicRegression(increasing=True).fit(xs, rs, sample_weight=counts[used]).predict(xs)
-    return xs, fit
+    spread = float(np.sqrt(np.mean((r - np.interp(x, xs, fit)) ** 2)))
+    return xs, fit, spread / np.sqrt(counts[used].mean())
+
+
+#: Standard errors of a bin mean that a cost must exceed to count (`fit_tables`).
+SIGNIFICANCE = 2.0
 
 
 def fit_tables(data: Mapping[str, TermData], mos100: np.ndarray, *, good: np.ndarray | None = None,
@@ -176,8 +183,9 @@ def fit_tables(data: Mapping[str, TermData], mos100: np.ndarray, *, good: np.nda
     fitted by backfitting (Hastie & Tibshirani 1986): each sweep refits one term to the partial
     residual of the others by weighted isotonic regression of its quantile-bin means (Barlow et
     al. 1972, pool-adjacent-violators). A missing value contributes nothing. A term's cost is
-    ``max(0, f_j(x) - f_j(x0))`` with ``x0`` the median value over all photos: what people take off
-    compared with a photo where that value is typical.
+    ``max(0, f_j(x) - f_j(x0) - 2 SE)`` with ``x0`` the median value over all photos and SE the
+    standard error of a bin mean: what people take off compared with a photo where that value is
+    typical, counted only where it stands out of the noise (`SIGNIFICANCE`).
 
     References
     ----------
@@ -190,6 +198,7 @@ def fit_tables(data: Mapping[str, TermData], mos100: np.ndarray, *, good: np.nda
     n = len(t)
     contrib = {name: np.zeros(n) for name in data}
     knots: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {name: {} for name in data}
+    errors: dict[str, dict[str, float]] = {name: {} for name in data}
     b = float(t.mean())
     for _ in range(iterations):
         for name, d in data.items():
@@ -200,8 +209,9 @@ def fit_tables(data: Mapping[str, TermData], mos100: np.ndarray, *, good: np.nda
                 sel = present & (d.contexts == ctx)
                 if sel.sum() < 2 * min_count:
                     continue
-                xs, fs = _binned_isotonic(d.values[sel], partial[sel], bins, min_count)
+                xs, fs, se = _binned_isotonic(d.values[sel], partial[sel], bins, min_count)
                 knots[name][ctx] = (xs, fs)
+                errors[name][ctx] = se
                 fitted[sel] = np.interp(d.values[sel], xs, fs)
             shift = float(fitted[present].mean()) if present.any() else 0.0
             contrib[name] = np.where(present, fitted - shift, 0.0)
@@ -215,7 +225,10 @@ def fit_tables(data: Mapping[str, TermData], mos100: np.ndarray, *, good: np.nda
         anchor = float(np.median(d.values[present]))
         tables = {}
         for ctx, (xs, fs) in knots[name].items():
-            cost = np.maximum(0.0, fs - float(np.interp(anchor, xs, fs)))
+            # Only a cost that stands out of the noise of a bin mean counts (a soft threshold of
+            # `SIGNIFICANCE` standard errors): small steps would name faults people do not see.
+            margin = SIGNIFICANCE * errors[name].get(ctx, 0.0)
+            cost = np.maximum(0.0, fs - float(np.interp(anchor, xs, fs)) - margin)
             if xs[0] < anchor < xs[-1] and anchor not in xs:  # a knot at the anchor: zero cost there exactly
                 at = int(np.searchsorted(xs, anchor))
                 xs, cost = np.insert(xs, at, anchor), np.insert(cost, at, 0.0)
