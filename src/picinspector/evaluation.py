@@ -259,19 +259,18 @@ def _overlap_note(what: str, trained_on: Mapping[str, Any] | None, paths: Sequen
         share = fingerprint_overlap(paths, names)
         if share < OVERLAP_WARNING:
             return None
-        amount = f"{share:.0%} of these photos are"
+        said = f"{share:.0%} of these photos are among the photos {what} was fitted on ({fitted})"
     else:  # an older file without a names fingerprint: go by the dataset's name and format
         base = os.path.basename(os.path.normpath(dataset)) if dataset else None
         if base is None or base != trained_on.get("dataset") or (fmt and fmt != trained_on.get("format")):
             return None
-        amount = "this dataset has the name and format of"
-    return (f"{amount} among the photos {what} was fitted on ({fitted}): the figures measure the fit, not how "
-            "well it does on unseen photos. Use the cross-validated figures (docs/feedback.md, README) or photos "
-            "it has not seen.")
+        said = f"this dataset has the name and format of the one {what} was fitted on ({fitted})"
+    return (f"{said}: the figures measure the fit, not how well it does on unseen photos. Use the cross-validated "
+            "figures (docs/feedback.md, README) or photos it has not seen.")
 
 
 def training_overlap(paths: Sequence[str], inspector: Any = None, *, dataset: str | None = None,
-                     fmt: str | None = None) -> list[str]:
+                     fmt: str | None = None, quality: bool = True, feedback: bool = True) -> list[str]:
     """Warnings when the evaluated photos are those the quality model or the feedback calibration
     was fitted on.
 
@@ -284,12 +283,15 @@ def training_overlap(paths: Sequence[str], inspector: Any = None, *, dataset: st
     dataset, fmt : str, optional
         The dataset folder and format, for model files without a names fingerprint (matched by the
         folder's name and the format in their ``trained_on``).
+    quality, feedback : bool
+        Check the quality model, the feedback calibration (False where the figures do not come from
+        it, e.g. scores or findings read back from stored rows).
     """
     from .feedback.calibration import Calibration, CalibrationError, default_calibration
 
     options = dict(getattr(inspector, "options", None) or inspector or {})
     notes = []
-    if options.get("engine", "classic") == "classic" and options.get("quality_model") != "handmade":
+    if quality and options.get("engine", "classic") == "classic" and options.get("quality_model") != "handmade":
         from .scoring._model import DEFAULT_MODEL, ModelFileError, QualityModel
 
         try:
@@ -297,7 +299,7 @@ def training_overlap(paths: Sequence[str], inspector: Any = None, *, dataset: st
         except (ModelFileError, OSError):
             meta = {}
         notes.append(_overlap_note("the quality model", meta.get("trained_on"), paths, dataset, fmt))
-    if options.get("feedback", "rules") == "rules":
+    if feedback and options.get("feedback", "rules") == "rules":
         given = (options.get("feedback_options") or {}).get("calibration")
         try:
             cal_meta = (default_calibration() if given is None else given if isinstance(given, Calibration)
@@ -567,11 +569,14 @@ def evaluate(samples: Sequence[Sample], inspector: Any = None, *, jobs: int = 1,
         "failed": sum(r is not None and "error" in r for r in found),
         "skipped": sum(missing),
     }
+    if rows is not None:
+        counts["from_rows"] = len(stored)
     result = EvalResult(counts=counts, quality=_quality(preds), attributes=_attributes(samples, preds),
                         scenes=_scenes(samples, found), feedback=_feedback(samples, found), failures=failures,
                         skipped=[s.path for s, gone in zip(samples, missing) if gone], seconds=seconds,
                         predictions=preds,
-                        warnings=training_overlap([s.path for s in samples], inspector, dataset=dataset, fmt=fmt)
+                        warnings=training_overlap([s.path for s in samples], inspector, dataset=dataset, fmt=fmt,
+                                                  feedback=bool(todo) or not stored_findings)
                         if any(s.mos is not None for s in samples) else [])
     if predictions_out is not None:
         write_predictions(preds, predictions_out)
@@ -634,8 +639,9 @@ def render_tables(result: EvalResult, title: str) -> list[Any]:
         out.extend(feedback_tables(result.feedback, srcc=srcc))
     c = result.counts
     rate = f", {c['scored'] / result.seconds:.1f} images/s" if result.seconds > 0 and c["scored"] else ""
-    out.append(Text(f"{c['total']} images: {c['scored']} scored, {c['failed']} failed, {c['skipped']} skipped "
-                    f"(file missing); {result.seconds:.1f} s{rate}"))
+    reused = f" ({c['from_rows']} from stored rows)" if c.get("from_rows") else ""
+    out.append(Text(f"{c['total']} images: {c['scored']} scored{reused}, {c['failed']} failed, {c['skipped']} skipped "
+                    f"(file missing); {result.seconds:.1f} s{rate if not reused else ''}"))
     for warning in result.warnings:
         out.append(Text(f"Warning: {warning}", style="yellow"))
     return out

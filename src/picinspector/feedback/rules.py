@@ -17,8 +17,10 @@ How a photo's findings are made (all numbers from the measures, the scores and t
 4. **Severity** comes from the points, with thresholds that mean the same for every kind
    (``severity_points``: "severe" = people mark the photo down a lot for it). The findings are
    sorted by points, so the *first fix* is the one that costs the most quality.
-5. Where quality is low but no single aspect carries the deficit, a ``weak_aspects`` finding names
-   the weakest measured aspects compared with the photos people rate highest.
+5. Where quality is low (a deficit of at least the moderate threshold) but no aspect's points reach
+   it, the aspect with most of the measured cost is reported as moderate; without one, a
+   ``weak_aspects`` finding names the weakest measured aspects compared with the photos people
+   rate highest. So a photo with a low quality always hears why.
 
 Every finding says what was measured and what to do. The findings never change ``quality``.
 Rules read a `Context`, built from a live analysis (`Context.from_photo`) or from a batch-runner
@@ -651,6 +653,12 @@ def _notes(ctx: Context, cal: Calibration, problems: list[Finding]) -> list[Find
 # Putting it together
 
 
+#: An aspect with at least this share of a photo's measured cost (and a measured cost of at least
+#: the minor threshold) is its main fault: when the quality is low, it is reported as moderate even
+#: if its share of the deficit is a little less.
+DOMINANT = 0.5
+
+
 def findings_for(ctx: Context, cal: Calibration | None = None) -> list[Finding]:
     """All findings of a photo, worst first: problems by attributed points, then notes."""
     cal = cal or default_calibration()
@@ -668,10 +676,17 @@ def findings_for(ctx: Context, cal: Calibration | None = None) -> list[Finding]:
     flagged = [f for f in problems if f.severity in ("moderate", "severe")]
     sev_deficit = cal.grade(deficit)
     if not flagged and sev_deficit in ("moderate", "severe"):
-        # The quality is low but no aspect carries it: say which measured aspects are weakest, in one
-        # finding that replaces their own minor ones.
-        weak, named = _weak_aspects(ctx, cal, "moderate", deficit, assessed)
-        problems = [weak] + [f for f, a in zip(problems, problem_aspects) if a not in named]
+        total = sum(a.cost for a in assessed)
+        top = assessed[0] if assessed else None
+        if (top is not None and top.cost >= DOMINANT * total and top.cost >= cal.severity_points["minor"]
+                and problem_aspects[:1] == [top.aspect]):
+            # The quality is low and one aspect carries most of the measured cost: it is the reason.
+            problems[0] = ASPECTS[top.aspect].finding(ctx, "moderate")
+        else:
+            # No aspect carries it: say which measured aspects are weakest, in one finding that
+            # replaces their own minor ones.
+            weak, named = _weak_aspects(ctx, cal, "moderate", deficit, assessed)
+            problems = [weak] + [f for f, a in zip(problems, problem_aspects) if a not in named]
     notes = [f for f in (_shallow_focus(ctx), _low_resolution(ctx), _monochrome(ctx)) if f]
     notes += _notes(ctx, cal, problems)
     ordered = sorted(problems, key=lambda f: -SEVERITIES.index(f.severity))  # stable: by points within
