@@ -245,6 +245,12 @@ def test_fit_feedback_command_is_cross_validated_and_deterministic(dataset, tmp_
                      "--no-progress")
     assert second.exit_code == 0, second.output
     assert out1.read_text() == out2.read_text()  # same data, same seed: the same file
+    link = tmp_path / "link"
+    link.symlink_to(dataset, target_is_directory=True)
+    third = _invoke("fit-feedback", "--dataset", link, "--cache", cache, "--folds", 2, "-o", tmp_path / "cal3.json",
+                    "--no-progress")
+    assert third.exit_code == 0, third.output
+    assert len(cache.read_text().splitlines()) == 48  # the cache is reused through the link, not re-measured
     cal = Calibration.load(out1)
     summary = json.loads(second.stdout)
     assert summary["n"] == 48 and 0 <= summary["cv"]["false_alarms"] <= 1 and len(summary["per_fold"]) == 2

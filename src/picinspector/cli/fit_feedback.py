@@ -20,6 +20,23 @@ from ._common import _usage
 QUALITY_SOURCES = ("oof", "rows")
 
 
+def _cached_spellings(cache: str) -> dict[str, str]:
+    """Real path -> the path as a cache file spells it (empty for a missing or unreadable cache)."""
+    out: dict[str, str] = {}
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    path = json.loads(line).get("path")
+                except ValueError:
+                    continue  # a half-written last line: the batch runner repairs it
+                if path:
+                    out.setdefault(os.path.realpath(path), path)
+    except OSError:
+        pass
+    return out
+
+
 @app.command("fit-feedback")
 def fit_feedback_cmd(
     dataset: Annotated[str, typer.Option("--dataset", help="Folder of a dataset with MOS.")],
@@ -63,12 +80,15 @@ def fit_feedback_cmd(
         fmt, samples = load_dataset(dataset, fmt)
     except ValueError as exc:
         raise _usage(str(exc), "--dataset/--format") from None
-    # Real paths, so that a cache written with the dataset's real path matches one given through a link.
-    samples = [replace(s, path=os.path.realpath(s.path)) for s in samples if s.mos01 is not None]
     if cache is None:
         import tempfile
 
         cache = os.path.join(tempfile.mkdtemp(prefix="picinspector-fit-feedback-"), "measures.jsonl")
+    # Each photo under the spelling the cache already has (a cache written through a link, or with
+    # a relative path, is reused, not measured again), else its real path.
+    spelled = _cached_spellings(cache)
+    samples = [replace(s, path=spelled.get(os.path.realpath(s.path), os.path.realpath(s.path)))
+               for s in samples if s.mos01 is not None]
     try:
         measures, errors = measure_dataset([s.path for s in samples], cache, jobs=jobs, progress=not no_progress)
     except KeyboardInterrupt as exc:
