@@ -81,13 +81,21 @@ def test_a_photo_at_the_reference_quality_has_no_problems():
 
 
 def test_a_fault_on_a_photo_people_still_rate_highly_is_not_flagged():
-    """Heavy blocking measured, but the quality (what people would say) is near the reference: the
-    deficit is small, so the finding is at most minor."""
-    findings, _ = feedback(quality=66.0, blockiness=2.2)
-    assert not kinds(findings, FLAGGED)
-    findings, _ = feedback(quality=40.0, blockiness=2.2)
+    """Blocking measured, but the quality (what people would say) is near the reference: the deficit
+    is small, so the finding is at most minor; with a low quality it is the reason, and severe."""
+    findings, _ = feedback(quality=66.0, blockiness=1.6)
+    assert not kinds(findings, FLAGGED) and "compression" in kinds(findings)
+    findings, _ = feedback(quality=40.0, blockiness=1.6)
     f = next(f for f in findings if f.kind == "compression")
-    assert f.severity == "severe" and "blockiness 2.20" in f.message
+    assert f.severity == "severe" and "blockiness 1.60" in f.message
+
+
+def test_a_large_measured_cost_is_reported_even_when_the_quality_does_not_drop():
+    """At least `measured_floor` of the measured cost counts: 20 points of blocking give 10."""
+    findings, _ = feedback(quality=75.0, blockiness=2.2)
+    assert next(f for f in findings if f.kind == "compression").severity == "moderate"
+    no_floor = Calibration(terms=CAL.terms, reference_quality=70.0, measured_floor=0.0)
+    assert not kinds(feedback(quality=75.0, blockiness=2.2, cal=no_floor)[0], FLAGGED)
 
 
 def test_first_fix_is_what_costs_the_most_quality():
@@ -101,9 +109,10 @@ def test_first_fix_is_what_costs_the_most_quality():
 
 
 def test_points_never_exceed_the_deficit_and_a_low_quality_photo_always_hears_why():
-    """Property over random measures and qualities: an aspect's points are at most the deficit; a
-    deficit of at least the moderate threshold always gives a moderate or severe finding, and a
-    smaller one never does."""
+    """Property over random measures and qualities: an aspect's points are its share of the deficit
+    (at most the deficit) or the floor share of its measured cost; a deficit of at least the
+    moderate threshold always gives a moderate or severe finding, and otherwise only a measured cost
+    large enough on its own does."""
     rng = np.random.default_rng(1)
     for _ in range(300):
         m = {**CLEAN, "focus": float(rng.uniform(0.05, 1.0)), "blockiness": float(rng.uniform(1.0, 2.5)),
@@ -114,11 +123,15 @@ def test_points_never_exceed_the_deficit_and_a_low_quality_photo_always_hears_wh
         ctx = rules.Context(m, scores_for(m, quality), SCENE, 1000, 800, {})
         assessed, deficit = rules.assess(ctx, CAL)
         assert deficit == pytest.approx(max(0.0, 70.0 - quality))
-        assert all(a.points <= deficit + 1e-9 and a.points <= CAL.max_scale * a.cost + 1e-9 for a in assessed)
+        floor = CAL.measured_floor
+        assert all(a.points <= max(deficit, floor * a.cost) + 1e-9 and a.points >= floor * a.cost - 1e-9
+                   and a.points <= CAL.max_scale * a.cost + 1e-9 for a in assessed)
         assert [a.points for a in assessed] == sorted((a.points for a in assessed), reverse=True)
         findings = rules.findings_for(ctx, CAL)
         flagged = [f for f in findings if f.severity in FLAGGED]
-        assert bool(flagged) == (deficit >= CAL.severity_points["moderate"]), (m, quality, findings)
+        moderate = CAL.severity_points["moderate"]
+        expected = deficit >= moderate or any(floor * a.cost >= moderate for a in assessed)
+        assert bool(flagged) == expected, (m, quality, findings)
         order = [SEVERITIES.index(f.severity) for f in findings]
         assert order == sorted(order, reverse=True)
         assert all(f.message and f.suggestion for f in findings)

@@ -124,17 +124,25 @@ def test_training_overlap_warns_for_the_quality_model_and_the_calibration(tmp_pa
 # --- the check in eval ----------------------------------------------------------------------------
 
 
-def test_eval_reports_feedback_agreement_beside_srcc(dataset, tmp_path):
-    preds = tmp_path / "preds.csv"
+@pytest.fixture(scope="module")
+def analysed(dataset, tmp_path_factory) -> dict:
+    """The dataset analysed once: ``analyze -o rows.jsonl`` and ``eval --json -o preds.csv``."""
+    out = tmp_path_factory.mktemp("analysed")
+    rows, preds = out / "rows.jsonl", out / "preds.csv"
+    assert _invoke("analyze", dataset / "images", "-o", rows, "--no-progress").exit_code == 0
     result = _invoke("eval", "--dataset", dataset, "--json", "-o", preds, "--no-progress")
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
+    return {"rows": rows, "preds": preds, "eval": json.loads(result.stdout)}
+
+
+def test_eval_reports_feedback_agreement_beside_srcc(dataset, analysed):
+    out = analysed["eval"]
     fb = out["feedback"]
     assert fb["n"] == 48 and fb["n_top"] >= 9 and fb["n_bottom"] >= 9
     assert set(fb["subsets"]) == {"blur", "dark"}
     assert out["quality"]["overall"]["srcc"] > 0.5
     # The figures follow from the per-image findings written to the predictions file.
-    with open(preds, newline="") as fh:
+    with open(analysed["preds"], newline="") as fh:
         rows = list(csv.DictReader(fh))
     mos = np.array([float(r["mos"]) for r in rows])
     findings = [[{"kind": k, "severity": s} for k, s in (x.split(":") for x in r["findings"].split(";"))]
@@ -145,23 +153,27 @@ def test_eval_reports_feedback_agreement_beside_srcc(dataset, tmp_path):
     # The blurred and darkened photos people rate worst are told about blur or exposure.
     worst = [f for f, m in zip(findings, mos) if m < np.quantile(mos, 0.2)]
     assert sum(any(x["severity"] in ("moderate", "severe") for x in fs) for fs in worst) >= len(worst) - 2
-    table = _invoke("eval", "--dataset", dataset, "--no-progress")
+    table = _invoke("eval", "--dataset", dataset, "--rows", analysed["rows"])
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.split())
-    for words in ("Feedback vs people", "false alarms", "misses", "Findings by kind", "MOS pct where it fires"):
+    for words in ("Feedback vs people", "false alarms", "misses", "Findings by kind", "MOS pct where it fires",
+                  "48 from stored rows"):
         assert words in text
 
 
-def test_eval_over_stored_rows_matches_the_analysis_and_can_rescore(dataset, tmp_path):
-    rows = tmp_path / "rows.jsonl"
-    assert _invoke("analyze", dataset / "images", "-o", rows, "--no-progress").exit_code == 0
-    fresh = json.loads(_invoke("eval", "--dataset", dataset, "--json", "--no-progress").stdout)
+def test_eval_over_stored_rows_matches_the_analysis_and_can_rescore(dataset, analysed, tmp_path):
+    rows, fresh = analysed["rows"], analysed["eval"]
     reused = json.loads(_invoke("eval", "--dataset", dataset, "--json", "--rows", rows).stdout)
     assert reused["feedback"] == fresh["feedback"] and reused["quality"] == fresh["quality"]
+    assert reused["counts"]["from_rows"] == 48 and "from_rows" not in fresh["counts"]
     # Stored rows from another quality model: --rescore recomputes the scores from the measures.
     hand = tmp_path / "hand.jsonl"
-    assert _invoke("analyze", dataset / "images", "-o", hand, "--quality-model", "handmade",
-                   "--no-progress").exit_code == 0
+    lines = []
+    for line in rows.read_text().splitlines():
+        row = json.loads(line)
+        row["scores"] = {**row["scores"], "quality": 50.0}  # as if another model had scored them
+        lines.append(json.dumps(row))
+    hand.write_text("\n".join(lines) + "\n")
     stale = json.loads(_invoke("eval", "--dataset", dataset, "--json", "--rows", hand).stdout)
     assert stale["quality"] != fresh["quality"]
     rescored = json.loads(_invoke("eval", "--dataset", dataset, "--json", "--rows", hand, "--rescore").stdout)
@@ -230,10 +242,14 @@ def test_choose_reference_balances_false_alarms_and_misses():
     cut = ref - 8.0
     assert np.quantile(mos, 0.2) < cut < np.quantile(mos, 0.8)
     assert choose_reference(quality, mos, 8.0) == ref  # deterministic
+    # Photos flagged anyway (a large measured cost) need no deficit: the reference need not rise.
+    always = mos < np.quantile(mos, 0.1)
+    assert choose_reference(quality, mos, 8.0, always) <= ref
 
 
-def test_fit_feedback_command_is_cross_validated_and_deterministic(dataset, tmp_path):
+def test_fit_feedback_command_is_cross_validated_and_deterministic(dataset, analysed, tmp_path):
     cache = tmp_path / "cache.jsonl"
+    cache.write_text(analysed["rows"].read_text())  # report rows of the same version: nothing to measure again
     out1, out2 = tmp_path / "cal1.json", tmp_path / "cal2.json"
     first = _invoke("fit-feedback", "--dataset", dataset, "--cache", cache, "--folds", 2, "-o", out1, "--no-progress")
     assert first.exit_code == 0, first.output

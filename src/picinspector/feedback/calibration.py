@@ -13,6 +13,7 @@ Layout::
      "severity_points": {"minor": 4, "moderate": 8, "severe": 15},   # MOS points (0-100)
      "reference_quality": 71.3,      # quality of a photo with no fault (0-100)
      "max_scale": 2.0,               # attribution: at most this many points per measured point
+     "measured_floor": 0.5,          # ... and at least this many
      "terms": {name: {"anchor": x0, "tables": {context: {"x": [...], "cost": [...]}},
                       "good": [11 quantiles of the value among the top-rated photos]}},
      "meta": {"trained_on": {...}, "seed", "folds", "cv": {...}, "picinspector_version", ...}}
@@ -114,6 +115,9 @@ class Calibration:
     max_scale : float
         Attribution limit: a finding's points are its measured cost times ``deficit / total cost``,
         at most ``max_scale`` times its measured cost.
+    measured_floor : float
+        ... and at least ``measured_floor`` times it: a fault whose measured cost is large is
+        reported even when the quality (another estimate of the same opinion) does not drop.
     meta : dict
         Provenance (``trained_on``, ``seed``, ``folds``, ``cv``, version).
     """
@@ -122,6 +126,7 @@ class Calibration:
     severity_points: dict[str, float] = field(default_factory=lambda: dict(SEVERITY_POINTS))
     reference_quality: float = 70.0
     max_scale: float = 2.0
+    measured_floor: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
 
     def cost(self, term: str, value: float | None, context: str = "all") -> float:
@@ -140,7 +145,7 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "severity_points": dict(self.severity_points), "reference_quality": round(self.reference_quality, 4),
-                "max_scale": self.max_scale, "terms": {n: t.to_dict() for n, t in sorted(self.terms.items())},
+                "max_scale": self.max_scale, "measured_floor": self.measured_floor, "terms": {n: t.to_dict() for n, t in sorted(self.terms.items())},
                 "meta": self.meta}
 
     def save(self, path: str | Path) -> None:
@@ -166,7 +171,8 @@ class Calibration:
         if not points["minor"] <= points["moderate"] <= points["severe"]:
             raise CalibrationError(f"{source}: severity points must rise from minor to severe, got {points}")
         return cls(terms=terms, severity_points=points, reference_quality=float(data["reference_quality"]),
-                   max_scale=float(data.get("max_scale", 2.0)), meta=dict(data.get("meta") or {}))
+                   max_scale=float(data.get("max_scale", 2.0)), measured_floor=float(data.get("measured_floor", 0.5)),
+                   meta=dict(data.get("meta") or {}))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Calibration":

@@ -234,13 +234,14 @@ TERMS: dict[str, Term] = {
 GUARDED = {"blur": "sharpness", "noise": "noise", "compression": "compression"}
 
 
-def _guard_points(ctx: Context, cal: Calibration) -> dict[str, float]:
-    """Points the classic quality guards take off for extreme blur, noise and JPEG."""
+def _guard_points(ctx: Context) -> dict[str, float]:
+    """Points the classic quality guards take off for extreme blur, noise and JPEG: the quality
+    before the guards times each guard's drop."""
     try:
         from ..scoring._quality import GUARDS
     except ImportError:  # pragma: no cover - scoring always ships with the package
         return {}
-    out = {}
+    factors = {}
     for aspect, name in GUARDED.items():
         guard = GUARDS.get(name)
         if guard is None:
@@ -249,9 +250,13 @@ def _guard_points(ctx: Context, cal: Calibration) -> dict[str, float]:
             value = guard.value(ctx.measures, ctx.scores)
         except (KeyError, TypeError):
             continue
-        factor = min(1.0, max(float(value), 1.0) / guard.knee) ** guard.power
-        out[aspect] = cal.reference_quality * (1.0 - factor)
-    return out
+        factors[aspect] = min(1.0, max(float(value), 1.0) / guard.knee) ** guard.power
+    if not factors:
+        return {}
+    product = math.prod(factors.values())
+    quality = _num(ctx.scores.get("quality"))
+    before = min(100.0, quality / product) if product > 0 else 100.0
+    return {aspect: before * (1.0 - f) for aspect, f in factors.items() if f < 1.0}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,12 +284,13 @@ def assess(ctx: Context, cal: Calibration | None = None) -> tuple[list[Assessmen
         value = term.value(ctx)
         if value is not None:
             costs[term.aspect] += cal.cost(name, value, term.context(ctx))
-    for aspect, pts in _guard_points(ctx, cal).items():
+    for aspect, pts in _guard_points(ctx).items():
         costs[aspect] += pts
     quality = ctx.scores.get("quality")
     deficit = 0.0 if quality is None else max(0.0, cal.reference_quality - float(quality))
     total = sum(costs.values())
     scale = min(cal.max_scale, deficit / total) if total > 1e-9 else 0.0
+    scale = max(scale, cal.measured_floor)
     out = [Assessment(a, c, c * scale) for a, c in costs.items() if c > 0]
     return sorted(out, key=lambda a: -a.points), deficit
 

@@ -18,7 +18,7 @@ Steps:
    costs nothing where its value is typical.
 4. The reference quality (a photo without faults), chosen on the training photos so that the
    flagged findings agree with people best: the larger of the false-alarm and miss rates is
-   smallest.
+   smallest (`choose_reference`).
 5. Cross-validation of all of it (fit on k-1 folds, measure the feedback on the k-th), then a refit
    on every photo. Deterministic for a seed.
 """
@@ -38,7 +38,7 @@ from .._version import __version__
 from ..evaluation import AGREEMENT_SHARE, FLAGGED, _top_bottom, feedback_agreement, names_fingerprint, read_rows
 from ..feedback.calibration import (FORMAT, FORMAT_VERSION, SEVERITY_POINTS, Calibration, CostTable,
                                     TermCalibration, quantiles)
-from ..feedback.rules import TERMS, Context, findings_for
+from ..feedback.rules import TERMS, Context, assess, findings_for
 
 
 def _sklearn():
@@ -247,22 +247,26 @@ def _with_quality(contexts: Sequence[Context], quality: np.ndarray) -> list[Cont
             for c, q in zip(contexts, quality)]
 
 
-def choose_reference(quality: np.ndarray, mos100: np.ndarray, moderate: float) -> float:
+def choose_reference(quality: np.ndarray, mos100: np.ndarray, moderate: float,
+                     always: np.ndarray | None = None) -> float:
     """The reference quality that makes the flagged findings agree with people best.
 
     A photo gets a moderate or severe finding exactly when its deficit ``reference - quality``
-    reaches ``moderate`` points (an aspect's points never exceed the deficit, and a deficit that no
-    aspect carries becomes a ``weak_aspects`` finding), so the flag is a threshold on quality. The
-    threshold chosen makes the larger of the false-alarm rate (top photos flagged) and the miss rate
-    (bottom photos not flagged) smallest; ties go to the smaller sum, then the lower reference.
+    reaches ``moderate`` points (an aspect's attributed points never exceed the deficit, and a
+    deficit that no aspect carries is still reported), or when a measured cost is large enough on
+    its own (``always``, which does not depend on the reference). So the flag is a threshold on
+    quality, and the threshold chosen makes the larger of the false-alarm rate (top photos flagged)
+    and the miss rate (bottom photos not flagged) smallest; ties go to the smaller sum, then the
+    lower reference.
     """
     q = np.asarray(quality, dtype=float)
     y = np.asarray(mos100, dtype=float)
+    always = np.zeros(len(q), bool) if always is None else np.asarray(always, bool)
     top, bottom = _top_bottom(y, AGREEMENT_SHARE)
     cuts = np.unique(np.round(q, 2))
     best: tuple[float, float, float] | None = None
     for cut in np.concatenate([[cuts[0] - 0.01], cuts]):
-        flagged = q <= cut + 1e-9
+        flagged = (q <= cut + 1e-9) | always
         fa, miss = float(flagged[top].mean()), float((~flagged[bottom]).mean())
         key = (round(max(fa, miss), 6), round(fa + miss, 6), float(cut))
         if best is None or key < best:
@@ -271,16 +275,21 @@ def choose_reference(quality: np.ndarray, mos100: np.ndarray, moderate: float) -
 
 
 def fit_calibration(contexts: Sequence[Context], mos100: np.ndarray, *, severity_points: Mapping[str, float]
-                    = SEVERITY_POINTS, max_scale: float = 2.0, meta: Mapping[str, Any] | None = None) -> Calibration:
+                    = SEVERITY_POINTS, max_scale: float = 2.0, measured_floor: float = 0.5,
+                    meta: Mapping[str, Any] | None = None) -> Calibration:
     """Fit the tables and choose the reference quality on these photos (their ``scores.quality``
     must be out-of-sample predictions)."""
     mos100 = np.asarray(mos100, dtype=float)
     tables = fit_tables(term_data(contexts), mos100, good=_top_bottom(mos100, AGREEMENT_SHARE)[0],
                         min_count=max(5, min(40, len(mos100) // 25)))
+    cal = Calibration(terms=tables, severity_points=dict(severity_points), max_scale=max_scale,
+                      measured_floor=measured_floor, meta=dict(meta or {}))
     quality = np.array([float(c.scores["quality"]) for c in contexts])
-    reference = choose_reference(quality, mos100, float(severity_points["moderate"]))
-    return Calibration(terms=tables, severity_points=dict(severity_points), reference_quality=reference,
-                       max_scale=max_scale, meta=dict(meta or {}))
+    moderate = float(severity_points["moderate"])
+    # Photos flagged whatever the reference: a measured cost whose floor share reaches moderate.
+    always = np.array([any(a.cost * measured_floor >= moderate for a in assess(c, cal)[0]) for c in contexts])
+    cal.reference_quality = choose_reference(quality, mos100, moderate, always)
+    return cal
 
 
 def cross_validate(contexts: Sequence[Context], mos100: np.ndarray, subsets: Sequence[str | None], *, folds: int,
