@@ -151,7 +151,7 @@ def test_weak_aspects_names_measured_values_when_no_single_fault_carries_the_def
     findings, text = feedback(quality=45.0)  # clean measures, low quality: nothing to blame directly
     f = findings[0]
     assert f.kind == "weak_aspects" and f.severity in FLAGGED
-    assert "25 points below" in f.message and re.search(r"\d", f.message.split(":", 1)[1])
+    assert f.message.startswith("25 quality points below") and re.search(r"\d", f.message.split(":", 1)[1])
     assert "low quality" not in f.message.lower() and f.suggestion
 
 

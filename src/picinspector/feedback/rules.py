@@ -544,10 +544,9 @@ def _weak_aspects(ctx: Context, cal: Calibration, sev: str, deficit: float,
         if aspect in pcts:
             text += f" ({ASPECTS[aspect].worse} than {pcts[aspect]:.0f}% of the photos people rate highest)"
         words.append(text)
-    q = _num(ctx.scores.get("quality"))
-    # e.g. "Quality 62/100, 13 points below a photo without faults, and no single fault carries it;
-    # the weakest measured aspects: blockiness 1.38 (worse than in 86% of ...); 2% clipped highlights"
-    msg = f"Quality {q:.0f}/100, {deficit:.0f} points below a photo without faults, and no single fault carries it"
+    # e.g. "13 quality points below a photo without faults, with no single fault to blame; the weakest
+    # measured aspects: blockiness 1.38 (more blocky than 86% of ...); 2% clipped highlights (...)"
+    msg = f"{deficit:.0f} quality points below a photo without faults, with no single fault to blame"
     if words:
         msg += "; the weakest measured aspects: " + "; ".join(words)
     else:
