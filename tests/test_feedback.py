@@ -188,6 +188,30 @@ def test_a_dark_food_photo_is_not_told_it_is_a_night_shot():
     assert "night" in next(f for f in found if f.kind == "underexposed").message.lower()
 
 
+def test_terms_read_the_measures_not_the_engines_attribute_scores():
+    """Another engine's sharpness (a deep model's) does not move the calibrated blur cost: the tables
+    were fitted on the classic curves of the measures."""
+    m = {**CLEAN, "focus": 0.15, "blur_kind": "defocus"}
+    classic = rules.Context(m, scores_for(m, 30.0), SCENE, 1000, 800, {})
+    deep = rules.Context(m, {**scores_for(m, 30.0), "sharpness": 95.0}, SCENE, 1000, 800, {})
+    assert rules.assess(classic, CAL) == rules.assess(deep, CAL)
+    assert rules.findings_for(classic, CAL) == rules.findings_for(deep, CAL)
+
+
+def test_a_missing_calibration_file_degrades_with_a_warning(monkeypatch, tmp_path):
+    from picinspector.feedback import calibration
+
+    monkeypatch.setattr(calibration, "DEFAULT_CALIBRATION", tmp_path / "gone.json")
+    calibration._missing.cache_clear()
+    with pytest.warns(RuntimeWarning, match="not calibrated"):
+        cal = calibration.default_calibration()
+    assert cal.terms == {}
+    m = {**CLEAN, "focus": 0.1, "blur_kind": "defocus"}
+    found = rules.findings_for(rules.Context(m, scores_for(m, 20.0), SCENE, 1000, 800, {}), cal)
+    assert found and found[0].severity in FLAGGED  # a low quality still hears why (the guard's blur cost)
+    calibration._missing.cache_clear()
+
+
 def test_scene_comes_from_whichever_engine_ran():
     ctx = rules.Context.from_row({"measures": CLEAN, "scores": scores_for(CLEAN, 60.0), "width": 10, "height": 10,
                                   "scene": {"label": "night", "probabilities": {"night": 0.9}, "method": "effnet",

@@ -99,6 +99,22 @@ class Context:
     def intent(self) -> dict[str, str]:
         return intent(self)
 
+    @cached_property
+    def attributes(self) -> dict[str, float]:
+        """The classic attribute scores of the measures: what the terms read, whichever engine gave
+        ``scores`` (the cost tables were fitted on these curves). The engine's own scores where the
+        measures lack a curve's input."""
+        from ..scoring._attributes import ATTRIBUTE_SCORES
+
+        out = {}
+        for name, curve in ATTRIBUTE_SCORES.items():
+            try:
+                out[name] = float(curve(self.measures))
+            except (KeyError, TypeError, ValueError):
+                if self.scores.get(name) is not None:
+                    out[name] = float(self.scores[name])
+        return out
+
 
 def _num(x: Any) -> float:
     return 0.0 if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
@@ -170,7 +186,7 @@ def _effective_noise(ctx: Context) -> float | None:
 
 def _score(name: str) -> Callable[[Context], float | None]:
     def value(ctx: Context) -> float | None:
-        v = ctx.scores.get(name)
+        v = ctx.attributes.get(name)
         return None if v is None else 100.0 - float(v)
     return value
 
@@ -209,7 +225,7 @@ class Term:
 
 #: Every term, by name. ``fit-feedback`` fits one cost table per term and context.
 TERMS: dict[str, Term] = {
-    "blur": Term("blur", lambda c: None if c.m("focus") is None else 100.0 - float(c.scores["sharpness"]),
+    "blur": Term("blur", lambda c: None if c.m("focus") is None else 100.0 - c.attributes["sharpness"],
                  "100 - sharpness"),
     "noise": Term("noise", _effective_noise, "luma noise sigma with half-weighted chroma, 8-bit levels"),
     "shadow_noise": Term("noise", _measure("noise_shadows"), "noise sigma in the shadows, 8-bit levels"),
@@ -221,7 +237,7 @@ TERMS: dict[str, Term] = {
     "crushed": Term("crushed_shadows", _measure("shadows_crushed_pct"), "% of pixels crushed to black",
                     ("no_sky", "sky"), _sky),
     "low_contrast": Term("low_contrast", _score("contrast"), "100 - contrast"),
-    "dull": Term("dull_colors", lambda c: None if _num(c.m("colorfulness")) < 1.0 else 100.0 - c.scores["colorfulness"],
+    "dull": Term("dull_colors", lambda c: None if _num(c.m("colorfulness")) < 1.0 else 100.0 - c.attributes["colorfulness"],
                  "100 - colorfulness (not for black-and-white)"),
     "oversaturated": Term("oversaturated", _measure("colorfulness"), "Hasler-Suesstrunk colourfulness M"),
     "cast": Term("color_cast", _measure("cast_strength"), "colour-cast strength, Lab units"),
@@ -247,7 +263,7 @@ def _guard_points(ctx: Context) -> dict[str, float]:
         if guard is None:
             continue
         try:
-            value = guard.value(ctx.measures, ctx.scores)
+            value = guard.value(ctx.measures, {**ctx.scores, **ctx.attributes})
         except (KeyError, TypeError):
             continue
         factors[aspect] = min(1.0, max(float(value), 1.0) / guard.knee) ** guard.power
@@ -337,7 +353,7 @@ def _blur(ctx: Context, sev: str) -> Finding:
         return Finding("motion_blur", sev, msg, tip)
     width = m.get("edge_width_px")
     msg = "The photo is out of focus" if kind == "defocus" else "The photo is soft"
-    detail = f"sharpness {ctx.scores['sharpness']:.0f}/100"
+    detail = f"sharpness {ctx.attributes['sharpness']:.0f}/100"
     if width:
         detail = f"edges about {width:.1f} px wide at the working size, {detail}"
     tip = ("Focus on the subject (single-point autofocus, or tap to focus on a phone), check the focus at 100% "
@@ -493,7 +509,7 @@ class Aspect:
 
 def _label_blur(c: Context) -> str:
     w = c.m("edge_width_px")
-    return f"sharpness {c.scores['sharpness']:.0f}/100" + (f", edges {w:.1f} px wide" if w else "")
+    return f"sharpness {c.attributes['sharpness']:.0f}/100" + (f", edges {w:.1f} px wide" if w else "")
 
 
 def _label(template: str, name: str) -> Callable[[Context], str]:
@@ -579,7 +595,7 @@ def _blank(ctx: Context) -> Finding:
 
 def _shallow_focus(ctx: Context) -> Finding | None:
     pct = ctx.m("sharp_area_pct")
-    if pct is None or ctx.scores["sharpness"] < 55 or pct >= 35:
+    if pct is None or ctx.attributes.get("sharpness", 0.0) < 55 or pct >= 35:
         return None
     return Finding("shallow_focus", "info",
                    f"Only {pct:.0f}% of the textured frame is sharp (shallow depth of field or a missed focus point)",
@@ -667,7 +683,7 @@ DOMINANT = 0.5
 def findings_for(ctx: Context, cal: Calibration | None = None) -> list[Finding]:
     """All findings of a photo, worst first: problems by attributed points, then notes."""
     cal = cal or default_calibration()
-    if ctx.m("focus") is None and ctx.scores.get("sharpness", 0.0) == 0.0:
+    if ctx.m("focus") is None:
         found = [_blank(ctx)]
         return found + [f for f in (_monochrome(ctx),) if f]
     assessed, deficit = assess(ctx, cal)
