@@ -12,8 +12,9 @@ How a photo's findings are made (all numbers from the measures, the scores and t
    for it; the terms of one aspect (`ASPECTS`) add up. For blur, noise and JPEG beyond what the
    opinion data hold, the quality guards' own drop is added.
 3. **Attribution**: the photo's deficit, ``reference_quality - quality``, is shared among the
-   aspects in proportion to their measured costs. A fault on a photo people would still rate
-   highly costs little and is reported mildly; a photo whose quality is low always hears why.
+   aspects in proportion to their measured costs, at most ``max_scale`` and at least
+   ``measured_floor`` times each one's measured cost. A fault on a photo people would still rate
+   highly costs little there and is reported mildly; a large measured cost is reported anyway.
 4. **Severity** comes from the points, with thresholds that mean the same for every kind
    (``severity_points``: "severe" = people mark the photo down a lot for it). The findings are
    sorted by points, so the *first fix* is the one that costs the most quality.
