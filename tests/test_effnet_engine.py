@@ -199,3 +199,20 @@ def test_a_scene_head_trains_on_agreed_labels_of_several_files(tmp_path):
     p = head.predict(one, measures[0])
     assert set(p) == set(SCENES) and sum(p.values()) == pytest.approx(1.0)
     assert max(p, key=p.get) == labels[0].agreed
+
+
+def test_a_quality_head_that_asks_for_an_unknown_classic_input_is_refused_at_load(tmp_path):
+    from picinspector.models.effnet._heads import QualityHead
+    from picinspector.models.effnet.engine import QUALITY_HEAD
+    from picinspector.scoring._model import ModelFileError
+
+    QualityHead.load(QUALITY_HEAD)  # the shipped head loads
+    with np.load(QUALITY_HEAD) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["inputs"]["classic"][-1] = "not_a_measure"
+    meta["features"][-1] = "classic.not_a_measure"
+    bad = tmp_path / "head.npz"
+    np.savez(bad, meta=np.array(json.dumps(meta)), **arrays)
+    with pytest.raises(ModelFileError, match="not_a_measure"):
+        QualityHead.load(bad)

@@ -115,8 +115,9 @@ def test_eval_json_in_every_format(tmp_path, photos, layout):
     result = _invoke("--dataset", root, "--format", fmt, "--engine", "classic", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)  # nothing but one JSON object on stdout
-    assert set(out) == {"dataset", "counts", "quality", "attributes", "scenes", "failures", "skipped", "seconds",
-                        "images_per_second"}
+    assert set(out) == {"dataset", "counts", "quality", "attributes", "scenes", "feedback", "warnings", "failures",
+                        "skipped", "seconds", "images_per_second"}
+    assert out["feedback"]["n"] == 15 and out["feedback"]["n_top"] == 3 and out["warnings"] == []
     assert out["dataset"]["format"] == fmt and out["dataset"]["engine"] == "classic"
     assert out["counts"] == {"total": 15, "scored": 15, "failed": 0, "skipped": 0}
     overall = out["quality"]["overall"]

@@ -3,9 +3,10 @@
 Commands: ``analyze`` (readable panels, ``--json`` lines, or a resumable batch file with ``-o``; any
 engine and feedback writer), ``measures`` (every measure with its unit), ``samples`` (write the demo
 photos), ``eval`` (agreement with a labelled dataset; ROUGE and contradictions for the vlm writer),
-``fit-quality`` (fit the classic quality model), ``train`` (the dinov2 engine or the vlm writer),
-``captions make`` (reference descriptions for the vlm writer), ``report`` (an offline HTML report of a
-results file or of photos), ``serve`` (the REST API and web page; the ``server`` extra), and
+``fit-quality`` (fit the classic or effnet quality model), ``fit-scene`` (fit the effnet scene head),
+``fit-feedback`` (fit the findings' severities to opinion scores), ``train`` (the dinov2 engine or the
+vlm writer), ``captions make`` (reference descriptions for the vlm writer), ``report`` (an offline HTML
+report of a results file or of photos), ``serve`` (the REST API and web page; the ``server`` extra), and
 ``--version``. Exit codes: 0 when
 at least one image was analysed (or a batch found everything already done), 1 when every image
 failed, 2 for bad arguments, missing models or extras, or when no input was found, 130 when
@@ -22,6 +23,7 @@ from . import (  # noqa: F401  (register the commands)
                analyze,
                captions,
                evaluate,
+               fit_feedback,
                fit_quality,
                fit_scene,
                info,

@@ -54,6 +54,21 @@ def eval_(
     limit: Annotated[Optional[int], typer.Option(
         "--limit", min=1, help="Evaluate a seeded random subset of this many images.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit subset.")] = 0,
+    rows: Annotated[Optional[str], typer.Option(
+        "--rows", metavar="FILE.jsonl",
+        help="Reuse the reports of an earlier `analyze -o FILE.jsonl` (or fit-quality --cache) run instead of "
+             "analysing: the findings are re-derived with the current rules from the stored measures, scores "
+             "and scene. Photos without a row are analysed.", show_default=False)] = None,
+    rescore: Annotated[bool, typer.Option(
+        "--rescore", help="With --rows: recompute the classic scores from the stored measures "
+                          "(the classic engine; with --quality-model, that model).")] = False,
+    feedback_calibration: Annotated[Optional[str], typer.Option(
+        "--feedback-calibration", metavar="FILE.json",
+        help="The rule findings' calibration (from fit-feedback; default: the shipped one).",
+        show_default=False)] = None,
+    stored_findings: Annotated[bool, typer.Option(
+        "--stored-findings", help="With --rows: keep the stored findings (to measure the version that wrote "
+                                  "them).")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Score a labelled dataset and report agreement with people (SRCC, PLCC, KRCC, RMSE, ...); with
@@ -71,12 +86,27 @@ def eval_(
         raise _usage("eval needs --dataset DIR", "--dataset")
     if fmt is not None and fmt not in DATASETS:
         raise _usage(f"unknown dataset format {fmt!r}; choose from {', '.join(DATASETS)}", "--format")
+    if rescore and engine is None:  # only the classic engine scores from stored measures
+        engine = "classic"
     engine = _resolve_engine(engine, quality_model=quality_model, model=model, device=device, crops=crops, bf16=bf16)
     engine_options = _engine_options(engine, quality_model=quality_model, model=model, device=device, crops=crops,
                                      bf16=bf16)
     if output is not None and not output.lower().endswith(".csv"):
         raise _usage(f"predictions are written as CSV; {output!r} does not end in .csv", "-o/--output")
+    for flag, value in (("--rescore", rescore), ("--stored-findings", stored_findings)):
+        if value and rows is None:
+            raise _usage(f"{flag} applies to --rows", flag)
+    if rescore and engine != "classic":
+        raise _usage("--rescore recomputes the classic engine's scores; the other engines read pixels", "--rescore")
     err = Console(stderr=True)
+    stored = None
+    if rows is not None:
+        from ..evaluation import read_rows
+
+        try:
+            stored = read_rows(rows)
+        except (OSError, ValueError) as exc:
+            raise _usage(f"cannot read --rows {rows}: {exc}", "--rows") from None
     try:
         fmt, samples = load_dataset(dataset, fmt)
     except (DatasetError, ImportError) as exc:
@@ -84,15 +114,20 @@ def eval_(
         raise typer.Exit(EXIT_USAGE) from None
     samples = subsample(samples, limit, seed)
     try:
-        result = evaluate(samples, _inspector_or_exit({"engine": engine, **engine_options}, err,
+        feedback_options = {} if feedback_calibration is None else {"feedback_options": {
+            "calibration": feedback_calibration}}
+        result = evaluate(samples, _inspector_or_exit({"engine": engine, **engine_options, **feedback_options}, err,
                                                       parallel=jobs > 1 and len(samples) > 1), jobs=jobs,
                           progress=not no_progress and not json_out,
-                          predictions_out=output)
+                          predictions_out=output, rows=stored, rescore=rescore, stored_findings=stored_findings,
+                          dataset=dataset, fmt=fmt)
     except KeyboardInterrupt:
         err.print(Text("Interrupted.", style="yellow"))
         raise typer.Exit(EXIT_INTERRUPTED) from None
     info = {"root": dataset, "format": fmt, "limit": limit, "seed": seed if limit is not None else None,
-            "engine": engine, "citation": CITATIONS.get(fmt)}
+            "engine": engine, "citation": CITATIONS.get(fmt), "rows": rows}
+    for warning in result.warnings if json_out else ():
+        err.print(Text(f"Warning: {warning}", style="yellow"), soft_wrap=True)
     if json_out:
         sys.stdout.write(json.dumps({"dataset": info, **result.to_dict()}, ensure_ascii=False) + "\n")
     else:

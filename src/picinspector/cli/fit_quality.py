@@ -43,6 +43,7 @@ def fit_quality_cmd(
     import numpy as np
 
     from ..datasets import CITATIONS, load_dataset
+    from ..evaluation import names_fingerprint
     from ..training.fit_quality import fit_quality, measure_dataset
 
     err = Console(stderr=True)
@@ -70,7 +71,8 @@ def fit_quality_cmd(
     kept = [s for s in samples if os.path.abspath(s.path) in measures]
     err.print(f"{len(kept)} photos measured, {len(errors)} could not be read", markup=False)
     trained_on = {"dataset": os.path.basename(os.path.normpath(dataset)), "format": fmt, "n": len(kept),
-                  "citation": CITATIONS.get(fmt)}
+                  "citation": CITATIONS.get(fmt),
+                  "names": names_fingerprint(s.path for s in kept)}
     say = lambda line: err.print(line, markup=False)  # noqa: E731
     if engine == "effnet":
         from ..training.effnet import QUALITY_CANDIDATES, fit_quality_head, head_sides
@@ -89,8 +91,9 @@ def fit_quality_cmd(
         kept = [s for s, p in zip(kept, paths) if p in readable]
         sub = {side: {"stats": f.stats[r], "embedding": f.embedding[r], "logits": f.logits[r]}
                for side, f in feats.items() for r in [f.rows([s.path for s in kept])]}
+        trained_on = {**trained_on, "n": len(kept), "names": names_fingerprint(s.path for s in kept)}
         result = fit_quality_head(sub, [measures[os.path.abspath(s.path)] for s in kept],
-                                  np.array([s.mos01 for s in kept]), trained_on={**trained_on, "n": len(kept)},
+                                  np.array([s.mos01 for s in kept]), trained_on=trained_on,
                                   candidates=cands, folds=folds, seed=seed, progress=say)
         model = result.head.model
         output = output or "quality_head.npz"

@@ -1,7 +1,8 @@
 """Feedback writers: findings and a paragraph. Chosen by name; each entry is a factory.
 
 ``FEEDBACK_WRITERS[name](**options)`` returns a callable ``(photo, measures, scores, scene) ->
-(findings, paragraph)``. ``rules`` (the default) takes no options; ``vlm`` (the neural writer) takes
+(findings, paragraph)``. ``rules`` (the default) takes ``calibration`` (a file made by
+``picinspector fit-feedback``; default: the shipped one); ``vlm`` (the neural writer) takes
 those of `picinspector.models.vlm.VLMFeedback` (``model_dir``, ``grounded``, ``device`` ...) and
 imports torch only when it is built.
 """
@@ -11,10 +12,14 @@ from typing import Any, Callable
 from . import rules
 
 
-def _rules(**options: Any) -> Callable:
+def _rules(calibration: Any = None, **options: Any) -> Callable:
     if options:
-        raise ValueError(f"the rules feedback writer takes no options, got {', '.join(sorted(options))}")
-    return rules.write
+        raise ValueError(f"the rules feedback writer takes only a calibration, got {', '.join(sorted(options))}")
+    if calibration is None:
+        return rules.write
+    from .calibration import Calibration
+
+    return rules.RulesWriter(calibration if isinstance(calibration, Calibration) else Calibration.load(calibration))
 
 
 def _vlm_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -255,8 +255,13 @@ class QualityModel:
         return list(self.meta["features"])
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_MODEL) -> "QualityModel":
+    def load(cls, path: str | Path = DEFAULT_MODEL, *,
+             known: Callable[[dict[str, Any]], frozenset[str]] | None = None) -> "QualityModel":
         """Read and check a model file: everything a prediction needs is validated here, once.
+
+        ``known`` gives, from the file's meta, the feature names its user can compute (by default
+        the classic engine's, `known_feature_names`); another engine whose inputs are not classic
+        features (the effnet quality head) passes its own.
 
         Raises
         ------
@@ -283,7 +288,11 @@ class QualityModel:
             raise ModelFileError(f"{path}: its meta is not JSON ({exc})") from None
         _check_meta(meta, path)
         names = meta["features"]
-        unknown = sorted(set(names) - known_feature_names())
+        try:
+            valid = known_feature_names() if known is None else known(meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: its meta does not describe its inputs ({exc})") from None
+        unknown = sorted(set(names) - valid)
         if unknown:
             raise ModelFileError(
                 f"{path}: the model needs {len(unknown)} feature(s) this version does not compute "

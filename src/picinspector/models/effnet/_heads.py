@@ -136,6 +136,17 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def _known_inputs(meta: Mapping[str, Any]) -> frozenset[str]:
+    """The input names a quality head's meta can ask for: its spec's backbone parts, and the classic
+    ones this version computes (quality-model features or measures, as ``classic_source`` says)."""
+    from ...measures import measure_units
+    from ...scoring._features import known_feature_names
+
+    spec = InputSpec.from_json(meta["inputs"])
+    classic = known_feature_names() if spec.classic_source == "features" else frozenset(measure_units())
+    return frozenset(n for n in spec.names() if not n.startswith("classic.") or n[len("classic."):] in classic)
+
+
 class QualityHead:
     """Quality 0-1 from the backbone outputs and the classic features (a `QualityModel` file)."""
 
@@ -147,7 +158,7 @@ class QualityHead:
 
     @classmethod
     def load(cls, path: str | Path = QUALITY_HEAD) -> "QualityHead":
-        return cls(QualityModel.load(path))
+        return cls(QualityModel.load(path, known=_known_inputs))
 
     def predict(self, outputs: Mapping[int, Any], classic: Mapping[str, float]) -> float:
         """Prediction on the 0-1 target scale (not clipped)."""
