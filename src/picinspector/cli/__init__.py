@@ -18,7 +18,7 @@ imported below.
 
 from __future__ import annotations
 
-from . import analyze, captions, evaluate, fit_quality, info, report, serve, train  # noqa: F401  (register the commands)
+from . import analyze, captions, cull, evaluate, fit_quality, info, report, serve, train  # noqa: F401  (register the commands)
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app, main
 from ._render import render_report
 

@@ -192,13 +192,14 @@ def _attr(row: dict[str, Any], fam: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-def _edge(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> str | None:
-    """The family in which photo ``a`` is most clearly better than every one of ``others``: its worst
-    finding there is the mildest, and where the family has a score (sharpness, noisiness) that score
-    is the highest too, so that "sharpest" is true as written. None when nothing stands out."""
+def _edges(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> list[str]:
+    """The families in which photo ``a`` is better than every one of ``others``, most telling first:
+    its worst finding there is the mildest (and someone else's is worse), or, with no finding apart,
+    its score there (sharpness, noisiness) leads the runner-up by 3 or more. Where the family has a
+    score, ``a``'s is the highest too, so that "sharpest" is true as written."""
     pa = _family_penalties(a)
     po = [_family_penalties(b) for b in others]
-    best, best_gap = None, 0.0
+    found = []
     for fam in ("focus", "noise", "exposure"):
         mine, theirs = pa[fam][0], [p[fam][0] for p in po]
         va, vo = _attr(a, fam), [_attr(b, fam) for b in others]
@@ -206,15 +207,22 @@ def _edge(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> str | None:
             continue  # another frame scores higher here: not the "sharpest"
         if mine <= min(theirs) and max(theirs) > mine:
             gap = float(np.mean(theirs)) - mine + 100.0  # a finding the others have outranks score margins
-        elif va is not None and all(v is not None for v in vo):
+        elif va is not None and all(v is not None for v in vo) and va - max(vo) >= 3.0:
             gap = va - max(vo)  # margin over the runner-up
-            if gap < 3.0:
-                continue
         else:
             continue
-        if gap > best_gap:
-            best, best_gap = fam, gap
-    return best
+        found.append((gap, fam))
+    return [fam for _, fam in sorted(found, reverse=True)]
+
+
+def _edge(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> str | None:
+    """The most telling of `_edges` (None when nothing stands out)."""
+    edges = _edges(a, others)
+    return edges[0] if edges else None
+
+
+def _words(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _sharpness(row: dict[str, Any]) -> float:
@@ -294,24 +302,30 @@ def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray,
                               reason="", burst=burst)
         # the pick's reason (before any keep/reject clause)
         if size > 1:
-            fam = _edge(rows[pick], [rows[m] for m in members[1:]])
-            best = FAMILIES[fam].best if fam else "highest cull score"
+            edges = _edges(rows[pick], [rows[m] for m in members[1:]])
+            best = _words([FAMILIES[f].best for f in edges]) if edges else "highest cull score"
             why[pick] = f"{best} of {'a ' if burst else ''}{what} (cull score {scores[pick]:.0f})"
         else:
             why[pick] = f"no near-duplicate (cull score {scores[pick]:.0f})"
-        # every photo: a failure first, then the group's logic
+        # every photo: a failure first; beside a pick, a misfire; then the reject threshold
         for i in members:
             failure = _failure(rows[i], options.reject_on)
+            misfire = _misfire(rows[i], rows[pick]) if i != pick else None
             if failure is not None:
                 status[i] = "reject"
                 text = f"{failure.get('severity')} {_problem(failure['kind'])}"
-                if i == pick and size > 1:
-                    text += f", and no better frame among the {what}"
-                elif i == pick:
-                    text += ", and no other frame of this scene"
+                fam = _FAMILY_OF.get(failure["kind"], "other")
+                if i == pick:
+                    text += f", and no better frame among the {what}" if size > 1 else ", and no other frame of this scene"
+                elif _family_penalties(rows[pick])[fam][0] == 0:
+                    text += f"; {_relation(i, pick, rows, times)} is {FAMILIES[fam].good}"
                 else:
                     text += f"; {_relation(i, pick, rows, times)} is the pick"
                 why[i] = text
+            elif misfire is not None:
+                finding, fam = misfire
+                status[i] = "reject"
+                why[i] = f"{_problem(finding['kind'])}; {_relation(i, pick, rows, times)} is {FAMILIES[fam].good}"
             elif scores[i] < options.reject_below:
                 status[i] = "reject"
                 problems = [f"{f.get('severity')} {_problem(f['kind'])}" for f in _findings(rows[i])
@@ -319,17 +333,11 @@ def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray,
                 why[i] = (f"cull score {scores[i]:.0f} is under the reject threshold {options.reject_below:g}"
                           + (f" ({', '.join(problems)})" if problems else ""))
             elif i != pick:
-                misfire = _misfire(rows[i], rows[pick])
-                if misfire is not None:
-                    finding, fam = misfire
-                    status[i] = "reject"
-                    why[i] = f"{_problem(finding['kind'])}; {_relation(i, pick, rows, times)} is {FAMILIES[fam].good}"
-                else:
-                    status[i] = "alternate"
-                    fam = _edge(rows[pick], [rows[i]])
-                    better = FAMILIES[fam].better if fam else f"better overall (cull score {scores[pick]:.0f} " \
-                                                             f"against {scores[i]:.0f})"
-                    why[i] = f"near-identical to {_relation(i, pick, rows, times)}, which is {better}"
+                status[i] = "alternate"
+                fam = _edge(rows[pick], [rows[i]])
+                better = FAMILIES[fam].better if fam else f"better overall (cull score {scores[pick]:.0f} " \
+                                                         f"against {scores[i]:.0f})"
+                why[i] = f"near-identical to {_relation(i, pick, rows, times)}, which is {better}"
 
     # keep the best picks of the shoot
     candidates = [i for i in order if out[i].pick and status.get(i) != "reject"]

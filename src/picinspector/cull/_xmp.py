@@ -8,8 +8,8 @@ namespace (`NAMESPACE`, prefix ``picinspector``). Everything is computed in memo
 (`plan_changes`), so a dry run and the undo journal see exactly the bytes that would be written.
 
 A rating or label the user set by hand is kept unless ``overwrite``: a value counts as PicInspector's
-when it equals what PicInspector recorded there last time (``picinspector:Rating`` /
-``picinspector:Label``).
+when it equals what PicInspector recorded there last time (``picinspector:CullRating`` /
+``picinspector:CullLabel``).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def xmp_fields(row: dict[str, Any], decision: Any) -> dict[str, str]:
     out.update({
         "Group": decision.group_id, "GroupSize": str(decision.group_size), "GroupRank": str(decision.group_rank),
         "Pick": "True" if decision.pick else "False", "Status": decision.status, "CullScore": f"{decision.score:.1f}",
-        "Reason": decision.reason, "Rating": str(decision.rating), "Label": decision.label or "",
+        "Reason": decision.reason, "CullRating": str(decision.rating), "CullLabel": decision.label or "",
         "Engine": str(row.get("engine") or ""), "Version": str(row.get("version") or ""),
     })
     return out
@@ -173,25 +173,35 @@ def _get(xmp: Any, key: str) -> str | None:
     return None if it == xmp.end() else it.toString()
 
 
+def _same_rating(a: str | None, b: str | None) -> bool:
+    """Ratings compare as numbers ("3" and "3.0" are one rating; XMP's Rating is a Real)."""
+    if a is None or b is None:
+        return a is b
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a.strip() == b.strip()
+
+
 def _merge(data: bytes | None, sidecar: bool, fields: dict[str, str], rating: int, label: str | None,
            overwrite: bool, now: str) -> tuple[bytes | None, list[str]]:
     """New bytes (None if nothing changes) and notes."""
     image = _open(data, sidecar)
     xmp = image.xmpData()
     notes: list[str] = []
-    ours_rating, ours_label = _get(xmp, f"Xmp.{PREFIX}.Rating"), _get(xmp, f"Xmp.{PREFIX}.Label")
+    ours_rating, ours_label = _get(xmp, f"Xmp.{PREFIX}.CullRating"), _get(xmp, f"Xmp.{PREFIX}.CullLabel")
     rating_now, label_now = _get(xmp, "Xmp.xmp.Rating"), _get(xmp, "Xmp.xmp.Label")
     wanted: dict[str, str | None] = {f"Xmp.{PREFIX}.{k}": v for k, v in fields.items()}
-    if rating_now is None or overwrite or rating_now == ours_rating:
+    if rating_now is None or overwrite or _same_rating(rating_now, ours_rating):
         wanted["Xmp.xmp.Rating"] = str(rating)
-    elif rating_now != str(rating):
+    elif not _same_rating(rating_now, str(rating)):
         notes.append(f"kept the rating {rating_now} set by hand (--overwrite replaces it)")
-        wanted[f"Xmp.{PREFIX}.Rating"] = ours_rating  # what we wrote before, if anything, stays the record
+        wanted[f"Xmp.{PREFIX}.CullRating"] = ours_rating  # what we wrote before, if anything, stays the record
     if label_now is None or overwrite or label_now == (ours_label or None):
         wanted["Xmp.xmp.Label"] = label  # None: remove the label we set last time
     elif label_now != (label or ""):
         notes.append(f"kept the label {label_now!r} set by hand (--overwrite replaces it)")
-        wanted[f"Xmp.{PREFIX}.Label"] = ours_label
+        wanted[f"Xmp.{PREFIX}.CullLabel"] = ours_label
     changed = False
     for key, value in wanted.items():
         current = _get(xmp, key)
