@@ -112,7 +112,12 @@
         ]),
       ]);
       multi.forEach(function (g) {
-        var members = groups[g].slice().sort(function (a, b) { return a.cull.group_rank - b.cull.group_rank; });
+        // in shooting order (capture time, then the shoot's order), as a film strip; the pick is marked
+        var members = groups[g].slice().sort(function (a, b) {
+          var ta = (a.exif && a.exif.datetime) || "", tb = (b.exif && b.exif.datetime) || "";
+          if (ta !== tb) return ta < tb ? -1 : 1;
+          return app.rows.indexOf(a) - app.rows.indexOf(b);
+        });
         var pick = members.filter(function (r) { return r.cull.pick; })[0] || members[0];
         var kind = pick.cull.burst ? "burst of " + pick.cull.group_size : pick.cull.group_size + " near-identical frames";
         var strip = el("div", {"class": "strip"});
