@@ -335,3 +335,25 @@ def test_diff_rebuilds_the_old_bytes(old, new):
     p, s, middle = _diff(old, new)
     assert p + s <= min(len(old), len(new)) or old == new
     assert new[:p] + middle + new[len(new) - s:] == old
+
+
+def test_within_a_group_the_middle_exposure_and_the_most_typical_frame_win_ties():
+    """A bracket at -0.7, 0 and +0.7 EV, equally good by cull score: the metered (middle) frame is
+    picked, and said so; with equal exposures, the frame most like the others."""
+    rows = [_row(n, 70) for n in ("minus.jpg", "zero.jpg", "plus.jpg")]
+    for row, ev in zip(rows, (-0.7, 0.0, 0.7)):
+        row["measures"] = {"exposure_ev": ev}
+    result = cull(rows, _emb(0, 1, 2), CullOptions())
+    pick = next(d for d in result.decisions if d.pick)
+    assert rows[pick.index]["path"].endswith("zero.jpg")
+    assert pick.reason.startswith("nearest the middle exposure of 3 near-identical frames, alike in cull score (70)")
+    # a frame better by more than the exposure term still wins
+    rows[0]["scores"]["quality"] = 90
+    assert next(d for d in cull(rows, _emb(0, 1, 2), CullOptions()).decisions if d.pick).index == 0
+    # equal exposures: the middle of the three signatures is the most typical
+    same = [_row(n, 70) for n in ("a.jpg", "b.jpg", "c.jpg")]
+    result = cull(same, _emb(0, 10, 20), CullOptions())
+    assert [d.pick for d in result.decisions] == [False, True, False]
+    assert "most like the others" in result.decisions[1].reason
+    off = cull(same, _emb(0, 10, 20), CullOptions(rating=RatingOptions(typical_weight=0)))
+    assert [d.pick for d in off.decisions] == [True, False, False]  # then the shoot's order decides

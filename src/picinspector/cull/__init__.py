@@ -31,7 +31,7 @@ __all__ = [
     "FAMILIES", "NAMESPACE", "PREFIX", "REJECT_KINDS", "SIDECAR_STYLES", "SIGNATURE_KINDS", "STATUSES",
     "Change", "CullOptions", "CullResult", "Decision", "Embedder", "Grouping", "GroupingOptions", "RatingOptions",
     "Signatures", "UndoResult", "XmpUnavailable", "apply_changes", "capture_time", "compute_signatures", "cull",
-    "cull_score", "decide", "engine_embedder", "free_journal_path", "group_photos", "parse_keep", "phash",
+    "cull_score", "decide", "engine_embedder", "group_typicality", "free_journal_path", "group_photos", "parse_keep", "phash",
     "plan_changes", "sidecar_for", "signatures_for", "undo",
 ]
 
@@ -140,6 +140,17 @@ def signatures_for(rows: Sequence[dict[str, Any]], embedder: Embedder | None = N
     return compute_signatures(paths, embedder, threads=threads, known=known)
 
 
+def group_typicality(signatures: Signatures, grouping: Grouping) -> np.ndarray:
+    """Per photo: its mean signature distance to the other members of its group, in units of the
+    ``near`` threshold (0 for a photo alone)."""
+    out = np.zeros(len(signatures), dtype=np.float64)
+    for members in grouping.members():
+        if len(members) > 1:
+            d = signatures.distances(members, members).astype(np.float64)
+            out[members] = (d.sum(axis=1) - np.diag(d)) / (len(members) - 1) / max(grouping.near, 1e-9)
+    return out
+
+
 def cull(rows: Sequence[dict[str, Any]], signatures: Signatures, options: CullOptions = CullOptions()) -> CullResult:
     """Group, rank, pick, reject and rate (the culling step itself: no file is read).
 
@@ -159,6 +170,7 @@ def cull(rows: Sequence[dict[str, Any]], signatures: Signatures, options: CullOp
         raise ValueError(f"{len(signatures)} signatures for {len(analysed)} analysed rows")
     times = [capture_time(r.get("exif")) for r in analysed]
     grouping = group_photos(signatures, times, options.grouping)
-    decisions = decide(analysed, grouping.labels, grouping.runs, times, options.rating)
+    typicality = group_typicality(signatures, grouping)
+    decisions = decide(analysed, grouping.labels, grouping.runs, times, options.rating, typicality)
     return CullResult(analysed=analysed, errors=errors, decisions=decisions, grouping=grouping,
                       signatures=signatures, seconds=time.perf_counter() - started)

@@ -50,6 +50,8 @@ FAMILIES: dict[str, Family] = {
                     "noisiness"),
     "exposure": Family(("underexposed", "overexposed", "clipped_highlights", "crushed_shadows"),
                        {"minor": 2, "moderate": 5, "severe": 12}, "well exposed", "best exposed", "better exposed"),
+    "compression": Family(("compression",), {"minor": 2, "moderate": 5, "severe": 10},
+                          "free of compression artefacts", "least compressed", "less compressed"),
     "other": Family((), {"minor": 1, "moderate": 2, "severe": 4}, "better", "best", "better"),
 }
 _FAMILY_OF = {kind: name for name, fam in FAMILIES.items() for kind in fam.kinds}
@@ -61,6 +63,7 @@ REJECT_KINDS: tuple[str, ...] = ("motion_blur", "defocus_blur", "soft", "no_deta
 _PROBLEM_WORDS = {
     "motion_blur": "motion blur", "defocus_blur": "out of focus", "soft": "soft", "no_detail": "no detail",
     "noise": "visible noise", "underexposed": "under-exposed", "overexposed": "over-exposed",
+    "compression": "heavy compression",
     "clipped_highlights": "clipped highlights", "crushed_shadows": "crushed shadows",
 }
 
@@ -127,12 +130,21 @@ class RatingOptions:
         Finding kinds that reject a photo when severe.
     five, four : float
         Shares of the kept photos that get 5 and then 4 stars (the rest of the kept get 3).
+    exposure_weight : float
+        Within a group: cull points taken per EV that a frame's exposure (``measures.exposure_ev``)
+        lies from the group's median (frames of a burst share one exposure; of a bracket, the middle
+        one is the metered frame).
+    typical_weight : float
+        Within a group: cull points taken per unit of a frame's mean signature distance to the others
+        (in units of the ``near`` threshold): among frames equally good, the one most like the rest.
     labels : dict
         ``xmp:Label`` per status (absent or None: no label).
     """
 
     keep: float | int = 0.2
     reject_below: float = 25.0
+    exposure_weight: float = 20.0
+    typical_weight: float = 10.0
     reject_on: tuple[str, ...] = REJECT_KINDS
     five: float = 0.1
     four: float = 0.3
@@ -200,7 +212,7 @@ def _edges(a: dict[str, Any], others: Sequence[dict[str, Any]]) -> list[str]:
     pa = _family_penalties(a)
     po = [_family_penalties(b) for b in others]
     found = []
-    for fam in ("focus", "noise", "exposure"):
+    for fam in ("focus", "noise", "exposure", "compression"):
         mine, theirs = pa[fam][0], [p[fam][0] for p in po]
         va, vo = _attr(a, fam), [_attr(b, fam) for b in others]
         if va is not None and any(v is not None and v > va + 0.5 for v in vo):
@@ -240,7 +252,7 @@ def _misfire(row: dict[str, Any], pick: dict[str, Any]) -> tuple[dict[str, Any],
     (at least a severity level better): (the finding, its family)."""
     mine, theirs = _family_penalties(row), _family_penalties(pick)
     worst = None
-    for fam in ("focus", "noise", "exposure"):
+    for fam in ("focus", "noise", "exposure", "compression"):
         p, f = mine[fam]
         if f is None or _SEVERITY_RANK.get(f.get("severity") or "", 0) < 2:
             continue
@@ -256,8 +268,32 @@ def _stars_words(rating: int) -> str:
     return "rejected" if rating < 0 else f"{rating} star{'s' if rating != 1 else ''}"
 
 
+def _exposure(row: dict[str, Any]) -> float | None:
+    v = (row.get("measures") or {}).get("exposure_ev")
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def group_scores(rows: Sequence[dict[str, Any]], members: Sequence[int], scores: np.ndarray,
+                 typicality: np.ndarray | None, options: RatingOptions) -> np.ndarray:
+    """The scores that rank the frames of one group: each cull score less `RatingOptions.exposure_weight`
+    per EV from the group's median exposure and `RatingOptions.typical_weight` times its typicality
+    (mean signature distance to the other members, in units of the ``near`` threshold)."""
+    out = np.array([scores[i] for i in members], dtype=np.float64)
+    if len(members) < 2:
+        return out
+    ev = [_exposure(rows[i]) for i in members]
+    known = [e for e in ev if e is not None]
+    if known:
+        median = float(np.median(known))
+        out -= options.exposure_weight * np.array([0.0 if e is None else abs(e - median) for e in ev])
+    if typicality is not None:
+        t = np.array([typicality[i] for i in members], dtype=np.float64)
+        out -= options.typical_weight * np.where(np.isfinite(t), t, np.nanmax(np.where(np.isfinite(t), t, 0)) + 1)
+    return out
+
+
 def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray, times: Sequence[float | None],
-           options: RatingOptions = RatingOptions()) -> list[Decision]:
+           options: RatingOptions = RatingOptions(), typicality: np.ndarray | None = None) -> list[Decision]:
     """Rank, pick, reject and rate the analysed photos.
 
     Parameters
@@ -271,6 +307,9 @@ def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray,
     times : sequence of float or None
         Capture times in seconds.
     options : RatingOptions
+    typicality : ndarray, optional
+        Per photo, its mean signature distance to the other members of its group over the ``near``
+        threshold (`group_typicality`); without it, frames are ranked without that term.
 
     Returns
     -------
@@ -285,8 +324,12 @@ def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray,
     shoot_rank[order] = np.arange(1, n + 1)
 
     groups: dict[int, list[int]] = {}
-    for i in order:  # members best first
+    for i in order:
         groups.setdefault(int(labels[i]), []).append(i)
+    # within a group, frames are ranked on their group scores (ties: the shoot's order)
+    for g, members in groups.items():
+        ranked = group_scores(rows, members, scores, typicality, options)
+        groups[g] = [members[k] for k in sorted(range(len(members)), key=lambda k: (-ranked[k], k))]
 
     out: list[Decision | None] = [None] * n
     status: dict[int, str] = {}
@@ -303,8 +346,21 @@ def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray,
         # the pick's reason (before any keep/reject clause)
         if size > 1:
             edges = _edges(rows[pick], [rows[m] for m in members[1:]])
-            best = _words([FAMILIES[f].best for f in edges]) if edges else "highest cull score"
-            why[pick] = f"{best} of {'a ' if burst else ''}{what} (cull score {scores[pick]:.0f})"
+            others = max(scores[m] for m in members[1:])
+            kind = f"{'a ' if burst else ''}{what}"
+            if edges:
+                why[pick] = f"{_words([FAMILIES[f].best for f in edges])} of {kind} (cull score {scores[pick]:.0f})"
+            elif scores[pick] > others + 0.05:
+                why[pick] = f"highest cull score of {kind} ({scores[pick]:.0f})"
+            else:  # won on the group terms: say which, and how close the cull scores are
+                ev = [_exposure(rows[m]) for m in members]
+                known = [e for e in ev if e is not None]
+                off = [abs(e - float(np.median(known))) if e is not None else np.inf for e in ev] if known else []
+                term = "nearest the middle exposure" if off and off[0] <= min(off[1:]) - 0.2 else "most like the others"
+                gap = others - scores[pick]
+                close = (f"alike in cull score ({scores[pick]:.0f})" if gap < 0.5 else
+                         f"{gap:.0f} cull point{'s' if round(gap) != 1 else ''} under the best (cull score {scores[pick]:.0f})")
+                why[pick] = f"{term} of {kind}, {close}"
         else:
             why[pick] = f"no near-duplicate (cull score {scores[pick]:.0f})"
         # every photo: a failure first; beside a pick, a misfire; then the reject threshold
