@@ -143,7 +143,7 @@ def _print_groups(result, err: Console, limit: int) -> None:
     for col in ("group", "photo", "rating", "status", "reason"):
         table.add_column(col, overflow="fold")
     shown = 0
-    for row, d in result.items():
+    for row, d in sorted(result.items(), key=lambda item: (item[1].group, item[1].group_rank)):
         if limit and d.group_size < 2:
             continue
         if limit and shown >= limit:
@@ -180,6 +180,10 @@ def cull(
         "--reject-on", metavar="KINDS",
         help="Finding kinds that reject a photo when severe, comma-separated, or 'none' (default: motion_blur, "
              "defocus_blur, soft, no_detail, underexposed, overexposed).", show_default=False)] = None,
+    exposure_weight: Annotated[float, typer.Option(
+        "--exposure-weight", min=0, help="Within a group: cull points off per EV from the group's middle exposure.")] = 20.0,
+    typical_weight: Annotated[float, typer.Option(
+        "--typical-weight", min=0, help="Within a group: cull points off per unit of distance from the other frames.")] = 10.0,
     labels: Annotated[str, typer.Option(
         "--labels", help="xmp:Label per status (keep, pick, alternate, reject), or 'none'.")] = "keep=Green,reject=Red",
     similarity: Annotated[str, typer.Option(
@@ -257,7 +261,8 @@ def cull(
     try:
         rating = culling.RatingOptions(keep=culling.parse_keep(keep), reject_below=reject_below,
                                        reject_on=culling.REJECT_KINDS if reject_on is None else _parse_kinds(reject_on),
-                                       labels=_parse_labels(labels))
+                                       labels=_parse_labels(labels), exposure_weight=exposure_weight,
+                                       typical_weight=typical_weight)
         grouping = culling.GroupingOptions(near=near, burst=burst, burst_gap=burst_gap, max_gap=max_gap)
     except ValueError as exc:
         raise _usage(str(exc), "--keep") from None

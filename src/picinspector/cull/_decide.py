@@ -264,6 +264,15 @@ def _misfire(row: dict[str, Any], pick: dict[str, Any]) -> tuple[dict[str, Any],
     return None if worst is None else (worst[1], worst[2])
 
 
+def _compare(pick: dict[str, Any], row: dict[str, Any], fam: str) -> str:
+    """"is sharp" when the pick has no problem of the family, "is sharper" when a milder one, else
+    "is the pick"."""
+    theirs, mine = _family_penalties(pick)[fam][0], _family_penalties(row)[fam][0]
+    if theirs == 0:
+        return f"is {FAMILIES[fam].good}"
+    return f"is {FAMILIES[fam].better}" if theirs < mine else "is the pick"
+
+
 def _stars_words(rating: int) -> str:
     return "rejected" if rating < 0 else f"{rating} star{'s' if rating != 1 else ''}"
 
@@ -373,15 +382,13 @@ def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray,
                 fam = _FAMILY_OF.get(failure["kind"], "other")
                 if i == pick:
                     text += f", and no better frame among the {what}" if size > 1 else ", and no other frame of this scene"
-                elif _family_penalties(rows[pick])[fam][0] == 0:
-                    text += f"; {_relation(i, pick, rows, times)} is {FAMILIES[fam].good}"
                 else:
-                    text += f"; {_relation(i, pick, rows, times)} is the pick"
+                    text += f"; {_relation(i, pick, rows, times)} {_compare(rows[pick], rows[i], fam)}"
                 why[i] = text
             elif misfire is not None:
                 finding, fam = misfire
                 status[i] = "reject"
-                why[i] = f"{_problem(finding['kind'])}; {_relation(i, pick, rows, times)} is {FAMILIES[fam].good}"
+                why[i] = f"{_problem(finding['kind'])}; {_relation(i, pick, rows, times)} {_compare(rows[pick], rows[i], fam)}"
             elif scores[i] < options.reject_below:
                 status[i] = "reject"
                 problems = [f"{f.get('severity')} {_problem(f['kind'])}" for f in _findings(rows[i])
@@ -391,9 +398,14 @@ def decide(rows: Sequence[dict[str, Any]], labels: np.ndarray, runs: np.ndarray,
             elif i != pick:
                 status[i] = "alternate"
                 fam = _edge(rows[pick], [rows[i]])
-                better = FAMILIES[fam].better if fam else f"better overall (cull score {scores[pick]:.0f} " \
-                                                         f"against {scores[i]:.0f})"
-                why[i] = f"near-identical to {_relation(i, pick, rows, times)}, which is {better}"
+                if fam:
+                    why[i] = f"near-identical to {_relation(i, pick, rows, times)}, which is {FAMILIES[fam].better}"
+                elif scores[pick] - scores[i] >= 0.5:
+                    why[i] = (f"near-identical to {_relation(i, pick, rows, times)}, which is better overall "
+                              f"(cull score {scores[pick]:.0f} against {scores[i]:.0f})")
+                else:
+                    why[i] = (f"as good as {_relation(i, pick, rows, times)} (cull score {scores[i]:.0f}), which is "
+                              "the pick: one pick per group")
 
     # keep the best picks of the shoot
     candidates = [i for i in order if out[i].pick and status.get(i) != "reject"]
