@@ -212,6 +212,8 @@ def main() -> None:
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    ap.add_argument("--similarity", choices=("phash", "embedding"), default="phash",
+                    help="signature: phash, or the default engine's embedding (Inspector.embed; the effnet engine)")
     ap.add_argument("--groups-only", action="store_true",
                     help="grouping only: no analysis, no picks, no timing (e.g. for a held-out seed)")
     args = ap.parse_args()
@@ -241,7 +243,15 @@ def main() -> None:
 
     t = time.perf_counter()
     c = time.process_time()
-    sigs, problems = signatures_for(analysed, threads=args.jobs, reuse=False)
+    embedder = None
+    if args.similarity == "embedding":
+        from picinspector import Inspector
+        from picinspector.cull import engine_embedder
+
+        embedder = engine_embedder(Inspector())
+        if embedder is None:
+            sys.exit("the default engine has no photo embedding (Inspector.embed): install the effnet engine")
+    sigs, problems = signatures_for(analysed, embedder, threads=args.jobs, reuse=False)
     sig_wall, sig_cpu = time.perf_counter() - t, time.process_time() - c
     if problems:
         print(f"{len(problems)} photos without a signature: {list(problems.values())[:3]}", file=sys.stderr)
