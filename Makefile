@@ -76,3 +76,11 @@ bench-serve: $(STAMP)
 
 bench-report: $(STAMP)
 	$(PY) bench/report_scale.py --photos $(PEERS_DATA)/images --n 2000
+
+## make bench-cull: grouping precision/recall, picks and the culling step's speed on 2,000 photos built from
+## ../shared (analysis cached under /tmp; see docs/cull.md)
+.PHONY: bench-cull
+
+bench-cull: $(STAMP)
+	$(PY) bench/cull_groups.py --photos $(PEERS_DATA)/images --groups 200 --unrelated 600 -j 2
+	$(PY) bench/cull_groups.py --photos $(PEERS_DATA)/images --groups 200 --unrelated 600 --seed 1 --groups-only

@@ -359,6 +359,21 @@ def test_exif_fields_read_back(tmp_path, ext):
     assert exif["orientation"] == 1
 
 
+def test_exif_datetime_keeps_sub_seconds_and_offset(tmp_path):
+    """Burst frames share a second: SubSecTimeOriginal tells them apart (the cull groups on it)."""
+    exif = Image.Exif()
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = "2024:05:01 10:00:07"
+    sub[0x9291] = "25"  # SubSecTimeOriginal: .25 s
+    sub[0x9011] = "+02:00"
+    path = tmp_path / "burst.jpg"
+    Image.fromarray(quadrants()).save(path, exif=exif.tobytes())
+    assert load_photo(path).exif["datetime"] == "2024-05-01T10:00:07.25+02:00"
+    sub[0x9291] = "1/4"  # not digits: the whole second is kept, the fraction left out
+    Image.fromarray(quadrants()).save(path, exif=exif.tobytes())
+    assert load_photo(path).exif["datetime"] == "2024-05-01T10:00:07+02:00"
+
+
 def test_odd_exif_fields_are_skipped_not_fatal(tmp_path):
     exif = Image.Exif()
     exif[0x010F] = "\x00\x00"  # only padding

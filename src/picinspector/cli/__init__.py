@@ -6,15 +6,15 @@ photos), ``eval`` (agreement with a labelled dataset; ROUGE and contradictions f
 ``fit-quality`` (fit the classic or effnet quality model), ``fit-scene`` (fit the effnet scene head),
 ``fit-feedback`` (fit the findings' severities to opinion scores), ``train`` (the dinov2 engine or the
 vlm writer), ``captions make`` (reference descriptions for the vlm writer), ``report`` (an offline HTML
-report of a results file or of photos), ``serve`` (the REST API and web page; the ``server`` extra), and
-``--version``. Exit codes: 0 when
-at least one image was analysed (or a batch found everything already done), 1 when every image
+report of a results file or of photos), ``serve`` (the REST API and web page; the ``server`` extra),
+``cull`` and ``undo`` (group bursts and near-duplicates, pick and rate, write XMP ratings; revert a
+cull), and ``--version``. Exit codes: 0 when at least one image was analysed (or a batch found everything already done), 1 when every image
 failed, 2 for bad arguments, missing models or extras, or when no input was found, 130 when
 interrupted.
 
 The application lives in `_app`; each command group is one module that registers on it (``analyze``,
-``info``, ``evaluate``, ``train``, ``captions``, ``fit_quality``, ``report``, ``serve``). A new command is a new module here,
-imported below.
+``info``, ``evaluate``, ``train``, ``captions``, ``fit_quality``, ``fit_scene``, ``fit_feedback``, ``report``,
+``serve``, ``cull``). A new command is a new module here, imported below.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (register the commands)
                analyze,
                captions,
+               cull,
                evaluate,
                fit_feedback,
                fit_quality,

@@ -145,10 +145,14 @@ def report(
     if any(p.lower().endswith(".csv") for p in (result_files or [results])):
         note = ("Made from a CSV results file, which keeps scores, scenes, finding kinds and feedback only: "
                 "analyse to .jsonl for severities, suggestions, scene probabilities, EXIF and measures.")
+    from ..cull._report import has_cull, report_scripts
+    from ..report.html import PAGE_SCRIPTS
+
     try:
         summary = build_report(rows, output, assets_dir=assets, title=title, source=sources, photo_bases=bases,
                                thumb_size=thumb_size, overlays=overlays, links=links, jobs=jobs,
-                               progress=not no_progress, note=note)
+                               progress=not no_progress, note=note,
+                               scripts=report_scripts() if has_cull(rows) else PAGE_SCRIPTS)
     except KeyboardInterrupt:
         err.print(Text("Interrupted while writing the report; run the same command again.", style="yellow"))
         raise typer.Exit(EXIT_INTERRUPTED) from None

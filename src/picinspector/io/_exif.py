@@ -33,6 +33,8 @@ _ISO_SPEED = 0x8833
 _DATETIME_ORIGINAL = 0x9003
 _OFFSET_TIME = 0x9010
 _OFFSET_TIME_ORIGINAL = 0x9011
+_SUBSEC_TIME = 0x9290
+_SUBSEC_TIME_ORIGINAL = 0x9291
 _SHUTTER_SPEED_VALUE = 0x9201  # APEX Tv
 _APERTURE_VALUE = 0x9202  # APEX Av
 _FOCAL_LENGTH = 0x920A
@@ -46,6 +48,7 @@ _EXIF_ERRORS = (
 
 _DATE_RE = re.compile(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET_RE = re.compile(r"^[+-]\d{2}:\d{2}$")
+_SUBSEC_RE = re.compile(r"^\d{1,6}$")
 
 
 def _first(value):
@@ -82,7 +85,7 @@ def _as_str(value) -> str | None:
     return value or None
 
 
-def _iso_datetime(value, offset) -> str | None:
+def _iso_datetime(value, offset, subsec=None) -> str | None:
     text = _as_str(value)
     if text is None:
         return None
@@ -94,6 +97,9 @@ def _iso_datetime(value, offset) -> str | None:
     except ValueError:  # 0000:00:00 00:00:00 and other impossible dates
         return None
     out = stamp.isoformat()
+    subsec = _as_str(subsec)
+    if subsec is not None and _SUBSEC_RE.match(subsec):
+        out += "." + subsec  # the fraction's digits as the camera wrote them (SubSecTime* is ASCII)
     offset = _as_str(offset)
     if offset is not None and _OFFSET_RE.match(offset):
         out += offset
@@ -113,8 +119,8 @@ def normalise_exif(exif: Image.Exif) -> dict:
     dict
         Any of: ``make`` (str), ``model`` (str), ``lens`` (str), ``iso`` (int),
         ``exposure_time_s`` (float, seconds), ``f_number`` (float), ``focal_length_mm`` (float),
-        ``datetime`` (ISO 8601 str, from DateTimeOriginal, else DateTime, with the UTC offset when
-        the file records one), ``orientation`` (int, 1..8). Missing or unusable tags are omitted.
+        ``datetime`` (ISO 8601 str, from DateTimeOriginal, else DateTime, with the fraction of a
+        second from SubSecTimeOriginal / SubSecTime and the UTC offset when the file records them), ``orientation`` (int, 1..8). Missing or unusable tags are omitted.
 
     Notes
     -----
@@ -176,9 +182,10 @@ def normalise_exif(exif: Image.Exif) -> dict:
     if focal is not None:
         out["focal_length_mm"] = focal
 
-    stamp = _iso_datetime(sub.get(_DATETIME_ORIGINAL), sub.get(_OFFSET_TIME_ORIGINAL))
+    stamp = _iso_datetime(sub.get(_DATETIME_ORIGINAL), sub.get(_OFFSET_TIME_ORIGINAL),
+                          sub.get(_SUBSEC_TIME_ORIGINAL))
     if stamp is None:
-        stamp = _iso_datetime(ifd0.get(_DATETIME), sub.get(_OFFSET_TIME))
+        stamp = _iso_datetime(ifd0.get(_DATETIME), sub.get(_OFFSET_TIME), sub.get(_SUBSEC_TIME))
     if stamp is not None:
         out["datetime"] = stamp
 

@@ -54,6 +54,14 @@ def available() -> bool:
         return False
 
 
+#: The shorter side (px) of the photo embedding (`EffnetEngine.embed`, ``Report.extras["embedding"]``),
+#: made for finding the same scene again: at 128 px a half-size copy, a re-save, a 17-px motion blur,
+#: noise of sigma 20 or a 2-stop exposure step move the embedding little (cosine distance <= 0.19 on the
+#: test shoot of tests/test_cull_cli.py, against 0.29-0.33 at 384 px), while different photos stay
+#: >= 0.6 apart. One more run of the graph, about a ninth of the 384-px one.
+EMBED_SIDE = 128
+
+
 class EffnetEngine:
     """Scores and scene from EfficientNet-Lite features (``--engine effnet``; the default when it can run).
 
@@ -89,8 +97,8 @@ class EffnetEngine:
         backbone = check_same_backbone([self.quality_head.spec, self.scene_head.spec])
         self.backbone = Backbone(backbone, threads=threads)
         self.sides = needed_sides(self.quality_head.spec, self.scene_head.spec)
-        #: The shorter side whose embedding `embed` returns (the smallest the heads use).
-        self.embed_side = self.sides[0]
+        #: The shorter side whose embedding `embed` returns (`EMBED_SIDE`).
+        self.embed_side = EMBED_SIDE
         self.guards = bool(self.quality_head.model.meta.get("guards", False))
 
     def use_threads(self, threads: int) -> None:
@@ -120,5 +128,6 @@ class EffnetEngine:
         p = {k: round(v, 4) for k, v in probs.items()}
         label = max(p, key=p.get)
         scene = SceneResult(label=label, probabilities=p, method="effnet", confidence=p[label])
-        extras = {"embedding": np.asarray(outs[self.embed_side].embedding, dtype=np.float32)}
+        embedded = outs[self.embed_side] if self.embed_side in outs else self.backbone.run(photo.rgb, self.embed_side)
+        extras = {"embedding": np.asarray(embedded.embedding, dtype=np.float32)}
         return {n: scores[n] for n in SCORE_NAMES}, scene, extras
