@@ -190,10 +190,10 @@ def cull(
         "--similarity", help="Visual similarity: auto (the engine's embedding where it has one, else phash), "
                              "embedding or phash.")] = "auto",
     near: Annotated[Optional[float], typer.Option(
-        "--near", min=0, help="Near-duplicate distance, whenever taken (default: phash 0.45, embedding 0.15).",
+        "--near", min=0, help="Near-duplicate distance, whenever taken (default: phash 0.45, embedding 0.19).",
         show_default=False)] = None,
     burst: Annotated[Optional[float], typer.Option(
-        "--burst", min=0, help="Distance within one run of frames (default: phash 0.60, embedding 0.25).",
+        "--burst", min=0, help="Distance within one run of frames (default: phash 0.60, embedding 0.30).",
         show_default=False)] = None,
     burst_gap: Annotated[float, typer.Option(
         "--burst-gap", min=0, help="Seconds between frames of one run (EXIF capture time).")] = 2.0,

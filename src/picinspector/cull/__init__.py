@@ -142,12 +142,13 @@ def signatures_for(rows: Sequence[dict[str, Any]], embedder: Embedder | None = N
 
 def group_typicality(signatures: Signatures, grouping: Grouping) -> np.ndarray:
     """Per photo: its mean signature distance to the other members of its group, in units of the
-    ``near`` threshold (0 for a photo alone)."""
+    kind's ``spread`` (`SIGNATURE_KINDS`; 0 for a photo alone)."""
+    unit = SIGNATURE_KINDS[signatures.kind].spread
     out = np.zeros(len(signatures), dtype=np.float64)
     for members in grouping.members():
         if len(members) > 1:
             d = signatures.distances(members, members).astype(np.float64)
-            out[members] = (d.sum(axis=1) - np.diag(d)) / (len(members) - 1) / max(grouping.near, 1e-9)
+            out[members] = (d.sum(axis=1) - np.diag(d)) / (len(members) - 1) / unit
     return out
 
 

@@ -45,12 +45,15 @@ class SignatureKind:
     #: At or below this distance two photos of one burst (taken in one run of frames, each within
     #: ``burst_gap`` seconds of the previous) belong together: looser, as the subject moves.
     burst: float
+    #: The unit of a frame's distance from the rest of its group when frames are ranked (typicality):
+    #: fixed per kind, so that ``--near`` and ``--burst`` change the groups, not the ranking in them.
+    spread: float
 
 
 #: Kinds by name. Thresholds were set on the grouping benchmark (bench/cull_groups.py, docs/cull.md).
 SIGNATURE_KINDS: dict[str, SignatureKind] = {
-    "phash": SignatureKind("phash", "hash bits share + colour layout / 4", near=0.45, burst=0.60),
-    "embedding": SignatureKind("embedding", "cosine distance", near=0.15, burst=0.25),
+    "phash": SignatureKind("phash", "hash bits share + colour layout / 4", near=0.45, burst=0.60, spread=0.45),
+    "embedding": SignatureKind("embedding", "cosine distance", near=0.19, burst=0.30, spread=0.15),
 }
 
 
