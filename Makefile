@@ -82,5 +82,6 @@ bench-report: $(STAMP)
 .PHONY: bench-cull
 
 bench-cull: $(STAMP)
-	$(PY) bench/cull_groups.py --photos $(PEERS_DATA)/images --groups 200 --unrelated 600 -j 2
-	$(PY) bench/cull_groups.py --photos $(PEERS_DATA)/images --groups 200 --unrelated 600 --seed 1 --groups-only
+	$(PY) bench/cull_groups.py --photos $(PEERS_DATA)/images --groups 200 --unrelated 600 -j 2 --similarity embedding
+	$(PY) bench/cull_groups.py --photos $(PEERS_DATA)/images --groups 200 --unrelated 600 -j 2 --similarity phash
+	$(PY) bench/cull_groups.py --photos $(PEERS_DATA)/images --groups 200 --unrelated 600 --seed 1 --groups-only --similarity embedding
