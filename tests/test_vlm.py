@@ -410,7 +410,10 @@ def test_cli_train_eval_and_analyze_with_the_vlm_writer(tmp_path, base, samples)
                               "--device", "cpu"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout.strip().splitlines()[-1])
-    assert row["engine"] == "classic" and isinstance(row["feedback"], str) and row["feedback"]
+    from picinspector.pipeline import default_engine
+
+    # the VLM writer is feedback, not an engine option: the default engine scores the photo
+    assert row["engine"] == default_engine() and isinstance(row["feedback"], str) and row["feedback"]
 
     res = runner.invoke(app, ["analyze", photo, "--vlm-model", str(run_dir)])
     assert res.exit_code == 2 and "applies to --feedback vlm" in res.output
