@@ -216,3 +216,112 @@ def test_a_quality_head_that_asks_for_an_unknown_classic_input_is_refused_at_loa
     np.savez(bad, meta=np.array(json.dumps(meta)), **arrays)
     with pytest.raises(ModelFileError, match="not_a_measure"):
         QualityHead.load(bad)
+
+
+def test_a_pca_quality_head_exports_its_projection_and_predicts_as_fitted(tmp_path):
+    from picinspector.models.effnet._heads import QualityHead
+    from picinspector.training import effnet as fit
+
+    rng = np.random.default_rng(3)
+    y = rng.uniform(0.2, 0.8, 100)
+    feats = _fake_features(100, rng, y)
+    from picinspector.io import load_photo
+    from picinspector.measures import measure_all
+
+    measures = [measure_all(load_photo((rng.uniform(0, 255, (64, 64, 3))).astype(np.uint8)))] * 100
+    cand = fit.QualityCandidate((384,), ("stage2.mean", "stage2.std", "stage3.mean"), False, pca=6)
+    fit.QUALITY_CANDIDATES["test-pca"] = cand
+    try:
+        result = fit.fit_quality_head(feats, measures, y, trained_on={}, candidates=["test-pca"])
+    finally:
+        del fit.QUALITY_CANDIDATES["test-pca"]
+    assert result.cv["test-pca"]["srcc"] > 0.6  # the planted block survives a 6-component projection
+    model = result.head.model
+    assert model.arrays["x_proj"].shape == (len(model.features), 6)
+    assert model.arrays["m0_support_vectors"].shape == (100, 6)
+    path = tmp_path / "q.npz"
+    model.save(path)
+    again = QualityHead.load(path)
+    one = {384: {k: v[:1] for k, v in feats[384].items()}}
+    x = fit.assemble_batch(again.spec, one, None)
+    assert again.model.predict_raw(x) == pytest.approx(model.predict_raw(x), abs=1e-9)
+    # a refit on the same rows is the same head (the projection's signs are fixed)
+    fit.QUALITY_CANDIDATES["test-pca"] = cand
+    try:
+        twice = fit.fit_quality_head(feats, measures, y, trained_on={}, candidates=["test-pca"])
+    finally:
+        del fit.QUALITY_CANDIDATES["test-pca"]
+    assert np.array_equal(twice.head.model.arrays["x_proj"], model.arrays["x_proj"])
+
+
+def _scene_problem(rng, n=240):
+    """Three classes told apart by a weak embedding signal; 'others' is rare (one photo in eight)."""
+    from picinspector.training.effnet import SceneLabel
+
+    truth = np.where(rng.uniform(size=n) < 0.125, SCENES.index("others"),
+                     rng.choice([SCENES.index("animal"), SCENES.index("human")], n))
+    labels = [SceneLabel(SCENES[t], frozenset({SCENES[t]}), int(i >= n // 2)) for i, t in enumerate(truth)]
+    feats = _fake_features(n, rng, np.zeros(n))
+    code = {SCENES.index("animal"): 0, SCENES.index("human"): 1, SCENES.index("others"): 2}
+    feats[384]["embedding"][:, :30] += 0.3 * np.repeat(np.eye(3)[[code[t] for t in truth]], 10, axis=1)
+    return feats, [{}] * n, labels, truth
+
+
+def test_a_boosted_scene_class_is_predicted_more_often():
+    import picinspector.training.effnet as fit
+
+    rng = np.random.default_rng(5)
+    feats, _, labels, truth = _scene_problem(rng)
+    # two overlapping cues (few inputs, so that the fit is not separable and class weights matter)
+    means = {SCENES.index("animal"): (0, 0), SCENES.index("human"): (1, 0), SCENES.index("others"): (0.5, 1)}
+    cues = np.array([means[t] for t in truth]) + rng.normal(0, 0.8, (len(truth), 2))
+    measures = [{"cue_a": a, "cue_b": b} for a, b in cues]
+    others = SCENES.index("others")
+    share = {}
+    for boost in (1.0, 20.0):
+        fit.SCENE_CANDIDATES["test"] = fit.SceneCandidate((384,), (), (), ("cue_a", "cue_b"), C=1.0,
+                                                          boost=(("others", boost),))
+        try:
+            result = fit.fit_scene_head(feats, measures, labels, trained_on={}, candidates=["test"])
+        finally:
+            del fit.SCENE_CANDIDATES["test"]
+        probs = result.head.predict_x(cues)
+        share[boost] = (float(np.mean(probs.argmax(1) == others)), float(probs[:, others].mean()))
+        assert result.head.meta["learner"]["boost"] == {"others": boost}
+    assert share[20.0][0] > share[1.0][0] + 0.1 and share[20.0][1] > share[1.0][1] + 0.1
+    fit.SCENE_CANDIDATES["test"] = fit.SceneCandidate((384,), ("embedding",), (), (), boost=(("nope", 2.0),))
+    try:
+        with pytest.raises(ValueError, match="nope"):
+            fit.fit_scene_head(feats, measures, labels, trained_on={}, candidates=["test"])
+    finally:
+        del fit.SCENE_CANDIDATES["test"]
+
+
+def test_scene_cross_validation_over_every_file_when_asked():
+    import picinspector.training.effnet as fit
+
+    feats, measures, labels, _ = _scene_problem(np.random.default_rng(6))
+    fit.SCENE_CANDIDATES["test"] = fit.SceneCandidate((384,), ("embedding",), (), (), C=0.05)
+    try:
+        first = fit.fit_scene_head(feats, measures, labels, trained_on={}, candidates=["test"])
+        every = fit.fit_scene_head(feats, measures, labels, trained_on={}, candidates=["test"], cv_all=True)
+    finally:
+        del fit.SCENE_CANDIDATES["test"]
+    assert first.cv["test"]["n"] == sum(lab.source == 0 for lab in labels) == 120
+    assert every.cv["test"]["n"] == len(labels) == np.array(every.cv["test"]["confusion"]).sum()
+    assert every.head.meta["cv"]["evaluated_on"] == "photos of every label file"
+
+
+def test_a_quality_head_whose_projection_does_not_fit_its_members_is_refused(tmp_path):
+    from picinspector.models.effnet._heads import QualityHead
+    from picinspector.models.effnet.engine import QUALITY_HEAD
+    from picinspector.scoring._model import ModelFileError
+
+    with np.load(QUALITY_HEAD) as z:
+        arrays = {k: z[k] for k in z.files}
+    assert "x_proj" in arrays
+    arrays["x_proj"] = arrays["x_proj"][:, :-1]  # one projected dimension fewer than the support vectors
+    bad = tmp_path / "head.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelFileError, match="support_vectors"):
+        QualityHead.load(bad)

@@ -56,11 +56,15 @@ def rgb_array(source: Source) -> np.ndarray:
         raise ValueError(f"{source}: cannot read as an image ({exc})") from exc
 
 
-def _picinspector(threads: int | None) -> Scorer:
+def _picinspector(threads: int | None, engine: str = "classic") -> Scorer:
     from picinspector import Inspector
 
-    inspector = Inspector(threads=threads)
+    inspector = Inspector(engine=engine, threads=threads)
     return lambda source: float(inspector.analyze(source).scores["quality"])
+
+
+def _picinspector_effnet(threads: int | None) -> Scorer:
+    return _picinspector(threads, "effnet")
 
 
 def _flat_brisque_class() -> type:
@@ -137,6 +141,7 @@ class Method:
 #: doi:10.1109/NCC.2015.7084843 (training-free).
 METHODS: dict[str, Method] = {
     "picinspector": Method("PicInspector quality (classic)", _picinspector, False, "picinspector"),
+    "effnet": Method("PicInspector quality (effnet)", _picinspector_effnet, False, "picinspector"),
     "brisque": Method("BRISQUE", _brisque, True, "brisque"),
     "piqe": Method("PIQE", _piqe, True, "pypiqe"),
 }

@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the subset (default 0)")
     ap.add_argument("-j", "--jobs", type=int, default=1, help="worker processes per method (default 1)")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {list(METHODS)}")
+    ap.add_argument("--oof", type=Path, action="append", default=[], metavar="REPORT.json",
+                    help="a `picinspector fit-quality --engine effnet --report` file: adds its chosen candidate's "
+                         "out-of-fold predictions on the same photos as a row (the shipped head was trained on "
+                         "them, so its own scores would not be fair); repeatable")
     args = ap.parse_args(argv)
     names = parse_methods(args.methods)
 
@@ -113,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         results.append((name, stats, float(np.median(seconds)) * 1e3, total))
         print(f"  {name}: {total:.1f} s for {len(paths)} photos", file=sys.stderr, flush=True)
 
+    for report in args.oof:
+        results.append(oof_row(report, paths, mos))
+
     threads = "1 thread per process" if args.jobs > 1 else "default threads"
     print(f"{args.dataset.name}: {len(paths)} photos (seed {args.seed}), -j {args.jobs} ({threads}). "
           "PLCC after a 4-parameter logistic fit; signs flipped for lower-is-better metrics, so higher = "
@@ -120,13 +127,32 @@ def main(argv: list[str] | None = None) -> None:
     print("| method | SRCC | PLCC | KRCC | ms per image |")
     print("|---|---|---|---|---|")
     for name, s, ms, _ in results:
-        print(f"| {METHODS[name].title()} | {s['srcc']:.3f} | {s['plcc']:.3f} | {s['krcc']:.3f} | {ms:.0f} |")
+        title = METHODS[name].title() if name in METHODS else name
+        print(f"| {title} | {s['srcc']:.3f} | {s['plcc']:.3f} | {s['krcc']:.3f} | "
+              f"{'-' if ms != ms else f'{ms:.0f}'} |")
     if any(s["fit"] != "logistic4" for _, s, _, _ in results):
         print("(a logistic fit failed: that PLCC is linear)")
     print()
     if fmt in CITATIONS:
         print(f"Data: {CITATIONS[fmt]}.")
-    print("Wall time of each pass: " + ", ".join(f"{n} {t:.1f} s" for n, _, _, t in results))
+    print("Wall time of each pass: " + ", ".join(f"{n} {t:.1f} s" for n, _, _, t in results if n in METHODS))
+
+
+def oof_row(report: Path, paths: list[Path], mos: np.ndarray) -> tuple[str, dict[str, float], float, float]:
+    """A results row from the out-of-fold predictions of a fit-quality report, on ``paths``."""
+    import json
+    import os
+
+    with open(report, encoding="utf-8") as f:
+        rep = json.load(f)
+    oof = {os.path.abspath(p): v for p, v in rep["oof"][rep["chosen"]].items()}
+    missing = [p for p in paths if os.path.abspath(p) not in oof]
+    if missing:
+        raise KeyError(f"{report}: no out-of-fold prediction for {missing[0]} ({len(missing)} missing)")
+    scores = np.array([oof[os.path.abspath(p)] for p in paths])
+    folds = rep["cv"][rep["chosen"]].get("srcc_folds", [])
+    label = f"PicInspector effnet head {rep['chosen']}, out-of-fold ({len(folds)}-fold CV)"
+    return label, agreement(scores, mos, False), float("nan"), 0.0
 
 
 if __name__ == "__main__":

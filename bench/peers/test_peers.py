@@ -63,10 +63,19 @@ def test_run_end_to_end_on_a_made_dataset(tmp_path, capsys):
         Image.fromarray(out).save(tmp_path / "images" / f"p{i}.jpg", quality=95)
         lines.append(f"p{i}.jpg,{1 - i / 8:.3f},made")
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
-    run.main(["--dataset", str(tmp_path), "--n", "8", "--methods", "picinspector"])
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| PicInspector"))
+    # out-of-fold predictions of a fit-quality report join as a row (reversed here: SRCC -1)
+    import json
+
+    report = tmp_path / "cv.json"
+    report.write_text(json.dumps({"chosen": "c", "cv": {"c": {"srcc_folds": [0, 0]}},
+                                  "oof": {"c": {str(tmp_path / "images" / f"p{i}.jpg"): i / 8 for i in range(8)}}}))
+    run.main(["--dataset", str(tmp_path), "--n", "8", "--methods", "picinspector", "--oof", str(report)])
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("| PicInspector quality"))
     srcc = float(row.split("|")[2])
     assert srcc > 0.9
+    row = next(line for line in lines if line.startswith("| PicInspector effnet head c, out-of-fold (2-fold"))
+    assert float(row.split("|")[2]) == pytest.approx(-1.0)
 
 
 def test_level_srcc_directions():

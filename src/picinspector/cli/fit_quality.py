@@ -36,6 +36,9 @@ def fit_quality_cmd(
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and the learners.")] = 0,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes for measuring.")] = 1,
+    report: Annotated[Optional[str], typer.Option(
+        "--report", metavar="FILE.json",
+        help="effnet: also write the cross-validation and each photo's out-of-fold prediction here.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Fit a quality model to a labelled dataset (cross-validated, deterministic): the classic engine's, or
@@ -51,6 +54,8 @@ def fit_quality_cmd(
         raise _usage(f"unknown engine {engine!r}; choose from {', '.join(FITTERS)}", "--engine")
     if engine == "classic" and features_cache is not None:
         raise _usage("--features-cache applies to --engine effnet", "--features-cache")
+    if engine == "classic" and report is not None:
+        raise _usage("--report applies to --engine effnet", "--report")
     table_of = FITTERS[engine]()
     cands = [c.strip() for c in candidates.split(",")] if candidates else list(table_of)
     bad = [c for c in cands if c not in table_of]
@@ -97,6 +102,13 @@ def fit_quality_cmd(
                                   candidates=cands, folds=folds, seed=seed, progress=say)
         model = result.head.model
         output = output or "quality_head.npz"
+        if report:
+            import json
+
+            with open(report, "w", encoding="utf-8") as f:
+                json.dump({"chosen": result.chosen, "cv": result.cv, "mos01": [s.mos01 for s in kept],
+                           "oof": {name: dict(zip((s.path for s in kept), pred))
+                                   for name, pred in result.extra["oof"].items()}}, f, indent=1)
     else:
         result = fit_quality([measures[os.path.abspath(s.path)] for s in kept], np.array([s.mos01 for s in kept]),
                              trained_on=trained_on, candidates=cands, folds=folds, seed=seed, progress=say)

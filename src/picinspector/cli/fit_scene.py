@@ -42,6 +42,9 @@ def fit_scene_cmd(
         "--candidates", help="Comma-separated candidates to compare (default: all).")] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the folds.")] = 0,
+    cv_all: Annotated[bool, typer.Option(
+        "--cv-all", help="Cross-validate over the photos of every label file (default: the first file's only).")
+    ] = False,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes for measuring.")] = 1,
     report: Annotated[Optional[str], typer.Option(
         "--report", metavar="FILE.json", help="Also write the cross-validation results (confusion matrices) here.")
@@ -87,16 +90,18 @@ def fit_scene_cmd(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except ValueError as exc:  # a cache written by another version or graph
         raise _usage(str(exc), "--cache/--features-cache") from None
-    keep = [p for p in paths if p in measures and all(p in set(f.paths) for f in feats.values())]
+    have = [set(f.paths) for f in feats.values()]
+    keep = [p for p in paths if p in measures and all(p in h for h in have)]
     rows = {s: f.rows(keep) for s, f in feats.items()}
     sub = {s: {"stats": f.stats[rows[s]], "embedding": f.embedding[rows[s]], "logits": f.logits[rows[s]]}
            for s, f in feats.items()}
     err.print(f"{len(keep)} labelled photos read, {len(errors)} could not be", markup=False)
     result = fit_scene_head(sub, [measures[p] for p in keep], [table[p] for p in keep],
                             trained_on={"labels": [os.path.basename(f) for f in labels], "n": len(keep)},
-                            candidates=cands, folds=folds, seed=seed, progress=lambda s: err.print(s, markup=False))
+                            candidates=cands, folds=folds, seed=seed, cv_all=cv_all, progress=lambda s: err.print(s, markup=False))
     out = Console()
-    summary = Table(title=f"{folds}-fold cross-validation on {os.path.basename(labels[0])}, seed {seed}")
+    where = "every label file" if cv_all else os.path.basename(labels[0])
+    summary = Table(title=f"{folds}-fold cross-validation on {where}, seed {seed}")
     for col in ("candidate", "top-1 (agreed)", "any-label hit", "lowest recall", "inputs"):
         summary.add_column(col)
     for name, cv in result.cv.items():

@@ -44,7 +44,8 @@ def _linear(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 def _rbf_svr(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Support-vector regression with an RBF kernel: sum_i c_i exp(-gamma |s_i - x|^2) + b."""
     sv = a["support_vectors"]
-    d2 = (x * x).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2.0 * x @ sv.T
+    sv_sq = a["support_vectors_sq"] if "support_vectors_sq" in a else (sv * sv).sum(1)
+    d2 = (x * x).sum(1)[:, None] + sv_sq[None, :] - 2.0 * x @ sv.T
     return np.exp(-a["gamma"][0] * np.maximum(d2, 0.0)) @ a["dual_coef"] + a["intercept"][0]
 
 
@@ -304,6 +305,11 @@ class QualityModel:
         if (arrays["x_scale"] == 0).any():
             raise ModelFileError(f"{path}: x_scale holds a zero")
         used = {"x_fill", "x_mean", "x_scale"}
+        if "x_proj" in arrays:  # the members then read the k projected values
+            d = _need(arrays, "x_proj", "f", (d, None), str(path)).shape[1]
+            if d == 0:
+                raise ModelFileError(f"{path}: x_proj projects onto no dimension")
+            used.add("x_proj")
         for member in meta["members"]:
             prefix = member["prefix"]
             own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
@@ -347,6 +353,8 @@ class QualityModel:
             prefix = member["prefix"]
             arrays = {k[len(prefix):]: v.astype(np.float64) if v.dtype == np.float16 else v
                       for k, v in self.arrays.items() if k.startswith(prefix)}
+            if "support_vectors" in arrays:  # their squared norms, once (not per photo)
+                arrays["support_vectors_sq"] = (arrays["support_vectors"] ** 2).sum(1)
             out.append((MEMBER_KINDS[member["kind"]], float(member["weight"]), arrays))
         return out
 

@@ -11,8 +11,9 @@ by k-fold cross-validation with a fixed seed; the best is refit on everything an
 - **Quality** candidates (`QUALITY_CANDIDATES`) differ in which feature maps are pooled, at which
   shorter sides, whether the classic features join them, and the learner (the classic engine's
   `~.fit_quality.LEARNERS`). Chosen by CV SRCC (ties: PLCC).
-- **Scene**: multinomial logistic regression over ImageNet class groups, the pooled embedding and the
-  classic scene cues. Trained on photos whose annotators agree (``scene`` column of a SCENES.md-style
+- **Scene**: multinomial logistic regression over ImageNet class groups, the pooled embedding (and
+  the stem's statistics) and the classic scene cues. Chosen by CV top-1 among the candidates that keep
+  every class at recall >= `MIN_RECALL` (if none does, among all). Trained on photos whose annotators agree (``scene`` column of a SCENES.md-style
   CSV); any number of label files can be given, and the cross-validation is reported on the photos of
   the first file only, the others always training.
 """
@@ -144,8 +145,12 @@ def _fit_kernel_ridge(cand: QualityCandidate, x: np.ndarray, y: np.ndarray, seed
     z = pre(x)
     proj = None
     if cand.pca is not None and cand.pca < z.shape[1]:
-        w, v = np.linalg.eigh(z.T @ z / len(z))  # covariance of standardised (zero-mean) rows
-        proj = v[:, ::-1][:, :cand.pca].copy()
+        from scipy.linalg import eigh
+
+        d = z.shape[1]  # leading eigenvectors of the covariance of the standardised (zero-mean) rows
+        w, v = eigh(z.T @ z / len(z), subset_by_index=[d - cand.pca, d - 1])
+        proj = v[:, ::-1].copy()
+        proj *= np.where(proj[np.abs(proj).argmax(0), np.arange(cand.pca)] < 0, -1.0, 1.0)  # fixed signs
         z = z @ proj
     prep = _Prep(pre, proj)
     return prep, KernelRidge(cand.landmarks, cand.gamma_mult / x.shape[1], cand.lam, seed).fit(z, y)
@@ -340,6 +345,9 @@ class SceneCandidate:
     # cues and group probabilities next to 1280 embedding values would otherwise hardly count.
     group_weight: float = 1.0
     cue_weight: float = 1.0
+    # Classes whose weight is multiplied further (after balancing), e.g. (("others", 3.0),): a rare,
+    # heterogeneous class that the balanced weights alone leave under-predicted.
+    boost: tuple[tuple[str, float], ...] = ()
 
     def spec(self, backbone: str = BACKBONE) -> InputSpec:
         return InputSpec(backbone, self.sides, self.blocks, self.cues, "measures", self.groups)
@@ -351,6 +359,13 @@ def _groups() -> tuple[str, ...]:
     return tuple(GROUPS)
 
 
+#: More classic measures for telling night from dusk, dim interiors and dark cityscapes.
+NIGHT_CUES = ("exposure_ev", "lightness_median", "highlights_clipped_pct", "shadows_crushed_pct",
+              "dynamic_range_ev", "saturation_mean")
+
+#: The stem's pooled statistics: colour and brightness, which the L2-normalised embedding keeps little of.
+_STEM = ("stem.mean", "stem.std")
+
 SCENE_CANDIDATES: dict[str, SceneCandidate] = {
     "groups+cues@224": SceneCandidate((224,), (), _groups(), SCENE_CUES, C=1.0),
     "groups+cues@384": SceneCandidate((384,), (), _groups(), SCENE_CUES, C=1.0),
@@ -359,7 +374,16 @@ SCENE_CANDIDATES: dict[str, SceneCandidate] = {
     "embedding+groups+cues@224": SceneCandidate((224,), ("embedding",), _groups(), SCENE_CUES, C=0.05),
     "embedding+groups+cues@384": SceneCandidate((384,), ("embedding",), _groups(), SCENE_CUES, C=0.05),
     "embedding+groups+cues@224,384": SceneCandidate((224, 384), ("embedding",), _groups(), SCENE_CUES, C=0.03),
+    "embedding+stem+groups+cues@384": SceneCandidate((384,), ("embedding", *_STEM), _groups(), SCENE_CUES, C=0.05),
+    "embedding+stem+groups+cues+night@384": SceneCandidate((384,), ("embedding", *_STEM), _groups(),
+                                                           SCENE_CUES + NIGHT_CUES, C=0.05),
+    "embedding+stem+groups+cues+night@384/night3": SceneCandidate(
+        (384,), ("embedding", *_STEM), _groups(), SCENE_CUES + NIGHT_CUES, C=0.05, boost=(("night", 3.0),)),
 }
+
+#: Per-class recall the scene head should keep (issue 9): candidates that keep every class at or
+#: above it are preferred, then the highest top-1.
+MIN_RECALL = 0.6
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, cand: SceneCandidate, seed: int):
@@ -371,8 +395,14 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, cand: SceneCandidate, seed: int)
     kinds = [n.split(".")[1] if not n.startswith("classic.") else "cue" for n in cand.spec().names()]
     weight = np.array([cand.group_weight if k == "group" else cand.cue_weight if k == "cue" else 1.0 for k in kinds])
     pre.scale = pre.scale / weight  # exported with the head: the weight lives in x_scale
-    clf = LogisticRegression(C=cand.C, max_iter=5000, class_weight="balanced" if cand.balanced else None,
-                             random_state=seed)
+    classes, counts = np.unique(y, return_counts=True)
+    base = len(y) / (len(classes) * counts) if cand.balanced else np.ones(len(classes))
+    boost = dict(cand.boost)
+    unknown = set(boost) - set(SCENES)
+    if unknown:
+        raise ValueError(f"unknown scene classes to boost: {sorted(unknown)}")
+    weights = {int(c): float(w) * boost.get(SCENES[c], 1.0) for c, w in zip(classes, base)}
+    clf = LogisticRegression(C=cand.C, max_iter=5000, class_weight=weights, random_state=seed)
     clf.fit(pre(x), y)
     return pre, clf
 
@@ -401,13 +431,14 @@ def scene_report(probs: np.ndarray, labels: Sequence[SceneLabel]) -> dict[str, A
 
 def fit_scene_head(feats: dict[int, Any], measures: list[dict[str, Any]], labels: Sequence[SceneLabel], *,
                    trained_on: dict[str, Any], candidates: Sequence[str] | None = None, folds: int = 5,
-                   seed: int = 0, progress: Callable[[str], None] | None = None) -> HeadFit:
+                   seed: int = 0, cv_all: bool = False, progress: Callable[[str], None] | None = None) -> HeadFit:
     """Cross-validate the scene candidates and refit the best on every agreed label.
 
     Rows of ``feats``, ``measures`` and ``labels`` are aligned. Folds (stratified on the agreed label,
     shuffled with ``seed``) are drawn over the photos of the first label file (``source == 0``); the
-    other files' agreed photos join every training fold. A photo without an agreed label never trains,
-    and counts only in the any-label hit rate.
+    other files' agreed photos join every training fold. With ``cv_all``, folds are drawn over the
+    photos of every file instead. A photo without an agreed label never trains, and counts only in
+    the any-label hit rate.
     """
     _sklearn()
     from sklearn.model_selection import StratifiedKFold
@@ -417,7 +448,7 @@ def fit_scene_head(feats: dict[int, Any], measures: list[dict[str, Any]], labels
     if unknown:
         raise ValueError(f"unknown candidates {unknown}; choose from {', '.join(SCENE_CANDIDATES)}")
     y = np.array([SCENES.index(lab.agreed) if lab.agreed else -1 for lab in labels])
-    first = np.array([lab.source == 0 for lab in labels])
+    first = np.array([cv_all or lab.source == 0 for lab in labels])
     cv_rows = np.flatnonzero(first)
     cv_agreed = cv_rows[y[cv_rows] >= 0]
     extra_train = np.flatnonzero(~first & (y >= 0))
@@ -447,10 +478,11 @@ def fit_scene_head(feats: dict[int, Any], measures: list[dict[str, Any]], labels
         rep = scene_report(oof[cv_rows], [labels[i] for i in cv_rows])
         cv[name] = {**rep, "dims": int(x.shape[1])}
         if progress:
-            worst = min((v for v in rep["recall"].values() if v is not None), default=float("nan"))
+            worst = _lowest_recall(rep)
             progress(f"{name}: top-1 {rep['top1']:.3f}, any-label hit {rep['any_label_hit']:.3f}, "
                      f"lowest class recall {worst:.2f} ({x.shape[1]} inputs)")
-    chosen = max(names, key=lambda c: (round(cv[c]["top1"], 4), cv[c]["any_label_hit"]))
+    chosen = max(names, key=lambda c: (_lowest_recall(cv[c]) >= MIN_RECALL, round(cv[c]["top1"], 4),
+                                       cv[c]["any_label_hit"]))
     cand = SCENE_CANDIDATES[chosen]
     spec = cand.spec()
     x = assemble_batch(spec, feats, _cue_matrix(measures, spec.classic))
@@ -465,8 +497,9 @@ def fit_scene_head(feats: dict[int, Any], measures: list[dict[str, Any]], labels
     meta = {"format": SCENE_FORMAT, "format_version": SCENE_FORMAT_VERSION, "classes": list(SCENES),
             "inputs": spec.to_json(), "features": spec.names(), "trained_on": trained_on,
             "cv": {"folds": folds, "seed": seed, "results": cv, "chosen": chosen,
-                   "evaluated_on": "photos of the first label file"},
-            "learner": {"kind": "multinomial logistic regression", "C": cand.C, "balanced": cand.balanced},
+                   "evaluated_on": "photos of every label file" if cv_all else "photos of the first label file"},
+            "learner": {"kind": "multinomial logistic regression", "C": cand.C, "balanced": cand.balanced,
+                        "boost": dict(cand.boost)},
             "n_train": int(len(train)), "picinspector_version": __version__, "seed": seed}
     head = SceneHead(meta, {"x_fill": pre.fill, "x_mean": pre.mean, "x_scale": pre.scale,
                             "coef": coef.astype(np.float32), "intercept": intercept})
@@ -474,6 +507,10 @@ def fit_scene_head(feats: dict[int, Any], measures: list[dict[str, Any]], labels
     if worst > 1e-4:
         raise RuntimeError(f"exported scene head differs from scikit-learn by {worst:.3g}; not saved")
     return HeadFit(head, cv, chosen, int(len(train)))
+
+
+def _lowest_recall(rep: dict[str, Any]) -> float:
+    return min((v for v in rep["recall"].values() if v is not None), default=float("nan"))
 
 
 def _cue_matrix(measures: list[dict[str, Any]], names: Sequence[str]) -> np.ndarray | None:
