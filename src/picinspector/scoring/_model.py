@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
 FORMAT = "picinspector-quality-model"
@@ -39,7 +40,11 @@ def _linear(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 def _rbf_svr(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Support-vector regression with an RBF kernel: sum_i c_i exp(-gamma |s_i - x|^2) + b."""
     sv = a["support_vectors"]
-    d2 = (x * x).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2.0 * x @ sv.T
+    sv_sq = a["sv_sq"] if "sv_sq" in a else (sv * sv).sum(1)
+    # OpenCV's product, not NumPy's: a BLAS thread pool woken for one photo's 4,000 x 138 product
+    # spends several times the product's own CPU (and competes with the measure threads).
+    cross = cv2.gemm(np.ascontiguousarray(x, np.float64), sv, 1.0, None, 0.0, flags=cv2.GEMM_2_T)
+    d2 = (x * x).sum(1)[:, None] + sv_sq[None, :] - 2.0 * cross
     return np.exp(-a["gamma"][0] * np.maximum(d2, 0.0)) @ a["dual_coef"] + a["intercept"][0]
 
 
@@ -132,6 +137,9 @@ class QualityModel:
             prefix = member["prefix"]
             arrays = {k[len(prefix):]: v.astype(np.float64) if v.dtype == np.float16 else v
                       for k, v in self.arrays.items() if k.startswith(prefix)}
+            if member["kind"] == "rbf_svr":  # contiguous float64 support vectors and their squared norms, once
+                arrays["support_vectors"] = np.ascontiguousarray(arrays["support_vectors"], np.float64)
+                arrays["sv_sq"] = (arrays["support_vectors"] ** 2).sum(1)
             out.append((MEMBER_KINDS[member["kind"]], float(member["weight"]), arrays))
         return out
 
