@@ -97,6 +97,17 @@ def test_compression_and_low_resolution():
     assert "low_resolution" in kinds(findings)
 
 
+def test_compression_read_from_the_pixels_of_a_lossless_copy():
+    """A PNG of a quality-15 JPEG has no tables; the quantisation found in its pixels is reported."""
+    findings, _ = feedback(jpeg_quality=None, jpeg_quality_pixels=15)
+    f = next(f for f in findings if f.kind == "compression")
+    assert "quality about 15" in f.message and "pixels" in f.message and f.severity == "severe"
+    # re-saved at 95 after 40: the harsher past compression counts
+    f = next(f for f in feedback(jpeg_quality=95, jpeg_quality_pixels=40)[0] if f.kind == "compression")
+    assert "quality about 40" in f.message and f.severity == "moderate"
+    assert "compression" not in kinds(feedback(jpeg_quality=92, jpeg_quality_pixels=100)[0])
+
+
 def test_findings_are_sorted_worst_first_and_all_have_suggestions():
     findings, text = feedback(focus=0.1, blur_kind="defocus", highlights_clipped_pct=2.0, jpeg_quality=60,
                               colorfulness=8.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from ..io import Photo
+from ..measures._compression import effective_jpeg_quality
 from ..report import SEVERITIES, Finding, SceneResult
 
 Ctx = dict[str, Any]  # {"m": measures, "s": scores, "exif": exif, "photo": Photo}
@@ -205,7 +206,10 @@ def color_cast(ctx: Ctx) -> Finding | None:
 
 def compression(ctx: Ctx) -> Finding | None:
     m = ctx["m"]
-    q, b = m.get("jpeg_quality"), m.get("blockiness")
+    # The lower of the file's tables and the quantisation found in its pixels: a PNG copy of a
+    # harsh JPEG, or a photo re-saved at a high quality after a low one, carries the harsher one.
+    q, b = effective_jpeg_quality(m), m.get("blockiness")
+    from_pixels = q is not None and q != m.get("jpeg_quality")
     sev_q = _grade(-q, -70, -50, -30) if q is not None else None
     sev_b = _grade(b, 1.25, 1.5, 2.0) if b is not None else None
     if sev_q is None and sev_b is None:
@@ -213,7 +217,9 @@ def compression(ctx: Ctx) -> Finding | None:
     sev = max((x for x in (sev_q, sev_b) if x), key=SEVERITIES.index)
     parts = []
     if sev_q:
-        parts.append(f"Heavy JPEG compression (quality about {q:.0f})")
+        parts.append(f"Heavy JPEG compression (quality about {q:.0f}"
+                     + (", read from the pixels: the photo was a JPEG at that quality before this file)"
+                        if from_pixels else ")"))
     if sev_b:
         parts.append(f"visible 8x8 blocking (blockiness {b:.2f})")
     msg = ", ".join(parts)

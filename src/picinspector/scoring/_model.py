@@ -77,6 +77,10 @@ MEMBER_KINDS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray
 }
 
 
+#: Standardised features are clipped to this many standard deviations (see `QualityModel.prepare`).
+Z_CLIP = 6.0
+
+
 class ModelFileError(ValueError):
     """A quality-model file that cannot be used, with the reason."""
 
@@ -116,9 +120,12 @@ class QualityModel:
         np.savez_compressed(path, meta=np.array(json.dumps(self.meta, sort_keys=True)), **self.arrays)
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
-        """Fill missing values with the training medians and standardise."""
+        """Fill missing values with the training medians, standardise, and clip to
+        +-``Z_CLIP`` standard deviations: a value far outside the training photos (a quality-5
+        JPEG, a PNG's missing tables) tells the learners nothing they were taught, and must not
+        swamp an RBF kernel's distance (the guards judge such distortions)."""
         x = np.where(np.isfinite(x), x, self.arrays["x_fill"])
-        return (x - self.arrays["x_mean"]) / self.arrays["x_scale"]
+        return np.clip((x - self.arrays["x_mean"]) / self.arrays["x_scale"], -Z_CLIP, Z_CLIP)
 
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """Predictions on the 0-1 target scale for a raw feature matrix (n, d) in `features` order."""
