@@ -428,3 +428,15 @@ def test_long_motion_blur_reads_clearly_blurred(name):
         out = F.focus_measures(motion(gray(name), 25, angle))
         assert out["focus"] < 0.2 and out["blur_kind"] == "motion", (angle, out)
         assert angle_distance(out["motion_blur_angle_deg"], angle) <= 15.0, (angle, out)
+
+
+def test_grid_aligned_content_of_a_never_compressed_image_is_not_left_out():
+    """A checkerboard of 16-px squares on the 8-px lattice is content, not block edges, when the
+    photo shows no JPEG compression (no tables, no quantisation lattice in its pixels)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:384, :512]
+    g = 0.6 * ((yy // 16 + xx // 16) % 2) + 0.4 * rng.random((384, 512))
+    rgb = np.repeat((np.clip(g, 0, 1) * 220 + 20).astype(np.uint8)[..., None], 3, axis=2)
+    out = measure_all(Photo(rgb=rgb.astype(np.float32) / 255.0), ["focus", "compression"])
+    assert out["jpeg_quality"] is None and out["jpeg_quality_pixels"] == 100
+    assert out["focus"] > 0.8 and out["blur_kind"] == "sharp"

@@ -512,6 +512,26 @@ def block_period(detail_scale: float) -> int | None:
     return int(nearest)
 
 
+def photo_pixels_quality(photo: Photo) -> int | None:
+    """:func:`jpeg_quality_from_pixels` of a photo's native pixels, once per photo (the compression
+    and focus groups both read it); None when no native pixels were decoded."""
+    memo = photo.__dict__
+    if "_jpeg_quality_pixels" not in memo:  # two threads may both compute it: the same value
+        memo["_jpeg_quality_pixels"] = (jpeg_quality_from_pixels(photo.detail, photo.detail_gray)
+                                        if photo.detail_scale == 1.0 else None)
+    return memo["_jpeg_quality_pixels"]
+
+
+def shows_jpeg_compression(photo: Photo) -> bool:
+    """Whether the photo carries evidence of JPEG compression: the file's own tables, or a
+    quantisation lattice in its native pixels (a PNG copy of a JPEG). Only then can an 8x8 grid of
+    steps be block edges rather than content (a checkerboard drawn on multiples of 8 px)."""
+    if photo.jpeg_quantization:
+        return True
+    q = photo_pixels_quality(photo)
+    return q is not None and q < 100
+
+
 def effective_jpeg_quality(measures: dict) -> float | None:
     """The JPEG compression a photo carries: the lower of the file's tables and its pixels.
 
@@ -567,9 +587,8 @@ def effective_jpeg_quality(measures: dict) -> float | None:
 def measure_compression(photo: Photo) -> dict:
     """Compression group for one photo (adapter over the pure functions)."""
     period = block_period(photo.detail_scale)
-    native = photo.detail_scale == 1.0
     return {
         "jpeg_quality": estimate_jpeg_quality(photo.jpeg_quantization or None),
-        "jpeg_quality_pixels": jpeg_quality_from_pixels(photo.detail, photo.detail_gray) if native else None,
+        "jpeg_quality_pixels": photo_pixels_quality(photo),
         "blockiness": None if period is None else blockiness(photo.detail_gray, period),
     }

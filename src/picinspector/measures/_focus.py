@@ -750,17 +750,22 @@ def measure_focus(photo: Photo) -> dict:
     """Registered adapter: :func:`focus_measures` on ``photo.gray`` plus :func:`focus_score` native.
 
     The block period passed on is that of the working image when it holds a whole-pixel JPEG grid
-    (native pixels, or a JPEG decoded at half scale), whatever the container: a PNG screenshot of
-    a JPEG carries the grid too.
+    (native pixels, or a JPEG decoded at half scale), whatever the container (a PNG screenshot of
+    a JPEG carries the grid too), and only when the photo shows JPEG compression (its tables, or a
+    lattice in its pixels): in a never-compressed image an 8-px grid of steps is content.
     """
+    from ._compression import shows_jpeg_compression  # here: compression imports exposure, not focus
+
     try:
-        out = focus_measures(photo.gray, block_period=_block_period(photo.working_scale))
+        compressed = shows_jpeg_compression(photo)
+        out = focus_measures(photo.gray, block_period=_block_period(photo.working_scale) if compressed else None)
         if not photo.has_native_detail:
             out["focus_native"] = None
         else:
             from ._noise import detail_luma  # here, so that importing focus does not register noise first
 
-            out["focus_native"] = focus_score(detail_luma(photo, MAX_NATIVE_PIXELS), _block_period(1.0))
+            out["focus_native"] = focus_score(detail_luma(photo, MAX_NATIVE_PIXELS),
+                                              _block_period(1.0) if compressed else None)
     except ValueError as exc:
         raise AnalysisError(f"focus: {exc}", photo.path) from exc
     return out
