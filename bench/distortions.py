@@ -7,9 +7,19 @@ score has SRCC -1 or +1 with its own distortion (sign = the expected direction) 
 with the others (stability). Targets: own attribute >= 0.95 in the expected direction, quality
 >= 0.9 in the falling direction for every type.
 
-    .venv/bin/python bench/distortions.py [--biq 12] [--engine classic] [--engine effnet]
+Two containers: ``jpeg`` saves every level as JPEG quality 95 (the ``jpeg`` type at its own
+quality), ``png`` saves every level losslessly as PNG (the ``jpeg`` type is compressed at its
+quality, decoded, and saved as PNG: a screenshot or a re-encoded upload, with no quantisation
+tables left to read). A last table reads the sharpness of minimal scenes the tests draw (thin
+joints between white panels under a flat sky; a facade of window columns) under blur, long motion
+blur and heavy JPEG.
 
-With several engines, the full tables are printed for each, then one table of the quality SRCC side by side.
+    .venv/bin/python bench/distortions.py [--biq 12] [--container jpeg|png|both] [--no-scenes] \
+        [--engine classic] [--engine effnet]
+
+With several engines, the tables are printed for each, then one table of the quality SRCC side by side.
+
+    .venv/bin/python bench/distortions.py [--biq 12] [--container jpeg|png|both] [--no-scenes]
 """
 
 from __future__ import annotations
@@ -82,17 +92,32 @@ DISTORTIONS: dict[str, Distortion] = {
 }
 
 
-def distorted(base: np.ndarray, d: Distortion, level: float) -> Image.Image:
-    """The distorted photo as an 8-bit image decoded from a file (JPEG q95, or the JPEG level)."""
+def _saved(img: Image.Image, fmt: str, **kw) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    buf.seek(0)
+    return Image.open(buf)
+
+
+#: Container -> how a level is written: "jpeg" = JPEG q95 (the jpeg type at its own quality),
+#: "png" = lossless (the jpeg type compressed at its quality, decoded, then saved as PNG).
+CONTAINERS = ("jpeg", "png")
+
+
+def distorted(base: np.ndarray, d: Distortion, level: float, container: str = "jpeg") -> Image.Image:
+    """The distorted photo as an 8-bit image decoded from a file of ``container``."""
+    if container not in CONTAINERS:
+        raise ValueError(f"container must be one of {CONTAINERS}, got {container!r}")
     if d.apply is None:
         img, quality = base, int(level)
     else:
         img, quality = d.apply(base, level), 95
-    u8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(u8).save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    return Image.open(buf)
+    u8 = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if container == "jpeg":
+        return _saved(u8, "JPEG", quality=quality)
+    if d.apply is None:
+        u8 = _saved(u8, "JPEG", quality=quality).convert("RGB")
+    return _saved(u8, "PNG")
 
 
 def photos(n_biq: int) -> dict[str, np.ndarray]:
@@ -102,16 +127,17 @@ def photos(n_biq: int) -> dict[str, np.ndarray]:
     return out
 
 
-def run(n_biq: int, engine: str = "classic") -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+def run(n_biq: int, container: str = "jpeg", engine: str | None = None
+        ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Mean per-photo SRCC(level, score) and mean change of each score from level 0 to the last."""
-    inspector = Inspector(engine=engine)
-    MID_GREY.clear()
+    inspector = Inspector()
     rhos: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     deltas: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     mid: dict[str, list[float]] = {k: [] for k in DISTORTIONS}  # quality SRCC, mid-grey originals only
+    MID_GREY.clear()
     for base in photos(n_biq).values():
         for name, d in DISTORTIONS.items():
-            reports = [inspector.analyze(distorted(base, d, lv)) for lv in d.levels]
+            reports = [inspector.analyze(distorted(base, d, lv, container)) for lv in d.levels]
             rows = [r.scores for r in reports]
             q = [r["quality"] for r in rows]
             if 40 <= reports[0].measures["lightness_mean"] <= 60 and len(set(q)) > 1:
@@ -131,29 +157,14 @@ def run(n_biq: int, engine: str = "classic") -> tuple[dict[str, dict[str, float]
 MID_GREY: dict[str, tuple[float, int]] = {}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--biq", type=int, default=12, help="BIQ2021 photos to add from ../shared (0: none)")
-    ap.add_argument("--engine", action="append", help="Engine(s) to run (default: classic).")
-    args = ap.parse_args()
-    quality = {}
-    for engine in args.engine or ["classic"]:
-        print(f"## engine {engine}\n")
-        quality[engine] = report(args.biq, engine)
-    if len(quality) > 1:
-        print("Quality: mean per-photo SRCC(level, quality); -1 = falls with every level")
-        print("| distortion | " + " | ".join(quality) + " |")
-        print("|---|" + "---|" * len(quality))
-        for name in DISTORTIONS:
-            print(f"| {name} | " + " | ".join(f"{q[name]:+.2f}" for q in quality.values()) + " |")
-
-
-def report(n_biq: int, engine: str) -> dict[str, float]:
-    """Print the tables of one engine; return its quality SRCC per distortion."""
-    n_photos = len(SAMPLES) + len(biq_images(n_biq))
-    result, delta = run(n_biq, engine)
+def _tables(n_photos: int, container: str, result, delta) -> None:
+    saved = "JPEG q95 (the jpeg type at its quality)" if container == "jpeg" else \
+        "PNG (the jpeg type compressed, decoded, then saved as PNG)"
+    print(f"### Saved as {saved}")
+    print()
     print(f"{n_photos} photos x {len(DISTORTIONS)} distortions x 5 levels; mean per-photo SRCC(level, score);"
           " **bold** = the distortion's own score, expected sign in brackets")
+    print()
     print("| distortion | " + " | ".join(SCORE_NAMES) + " | own target met |")
     print("|---|" + "---|" * (len(SCORE_NAMES) + 1))
     for name, d in DISTORTIONS.items():
@@ -172,13 +183,99 @@ def report(n_biq: int, engine: str) -> dict[str, float]:
     print()
     print("Mean change of each score (0-100 points) from level 0 to the strongest level: the own score should")
     print("move far, the others little.")
+    print()
     print("| distortion | " + " | ".join(SCORE_NAMES) + " |")
     print("|---|" + "---|" * len(SCORE_NAMES))
     for name, d in DISTORTIONS.items():
         cells = [f"**{delta[name][s]:+.1f}**" if s == d.own else f"{delta[name][s]:+.1f}" for s in SCORE_NAMES]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
-    return {name: result[name]["quality"] for name in DISTORTIONS}
+
+
+def _motion_at(img: np.ndarray, length: int, angle_deg: float) -> np.ndarray:
+    """Linear motion blur of ``length`` px along ``angle_deg`` (counter-clockwise as displayed)."""
+    size = length + 4
+    k = np.zeros((size, size), np.float32)
+    c, r, a = (size - 1) / 2.0, (length - 1) / 2.0, np.radians(angle_deg)
+    sh = 8
+    p0 = tuple(int(round(v * (1 << sh))) for v in (c - r * np.cos(a), c + r * np.sin(a)))
+    p1 = tuple(int(round(v * (1 << sh))) for v in (c + r * np.cos(a), c - r * np.sin(a)))
+    cv2.line(k, p0, p1, 1.0, 1, cv2.LINE_AA, sh)
+    return cv2.filter2D(img, -1, k / k.sum(), borderType=cv2.BORDER_REFLECT)
+
+
+def minimal_scenes() -> dict[str, np.ndarray]:
+    """The focus tests' minimal scenes (tests/test_focus.py draws them), as RGB in [0, 1]."""
+    import importlib.util
+
+    from _common import ROOT
+
+    spec = importlib.util.spec_from_file_location("_test_focus", ROOT / "tests" / "test_focus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {"thin joints, white panels, flat sky": np.repeat(module.facade_panels()[..., None], 3, axis=2),
+            "facade of window columns": np.repeat(module.window_columns()[..., None], 3, axis=2)}
+
+
+#: Column -> how the minimal scene is changed before being saved (JPEG q95 unless the column is JPEG).
+SCENE_COLUMNS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, int]]] = {
+    "as drawn": lambda g: (g, 95),
+    "blur 0.7 px": lambda g: (_blur(g, 0.7), 95),
+    "blur 1.5 px": lambda g: (_blur(g, 1.5), 95),
+    "blur 3 px": lambda g: (_blur(g, 3.0), 95),
+    "motion 25 px, 0 deg": lambda g: (_motion_at(g, 25, 0.0), 95),
+    "motion 25 px, 90 deg": lambda g: (_motion_at(g, 25, 90.0), 95),
+    "JPEG q5": lambda g: (g, 5),
+    "blur 3 px + JPEG q5": lambda g: (_blur(g, 3.0), 5),
+}
+
+
+def scenes_table() -> None:
+    inspector = Inspector()
+    print("### Sharpness of minimal scenes (drawn by tests/test_focus.py)")
+    print()
+    print("sharpness score (blur kind) per column; a crisp scene should read high, and every blur lower.")
+    print()
+    print("| scene | " + " | ".join(SCENE_COLUMNS) + " |")
+    print("|---|" + "---|" * len(SCENE_COLUMNS))
+    for name, rgb in minimal_scenes().items():
+        cells = []
+        for make in SCENE_COLUMNS.values():
+            img, quality = make(rgb)
+            u8 = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+            r = inspector.analyze(_saved(u8, "JPEG", quality=quality))
+            kind = r.measures.get("blur_kind") or "-"
+            cells.append(f"{r.scores['sharpness']:.0f} ({kind})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--biq", type=int, default=12, help="BIQ2021 photos to add from ../shared (0: none)")
+    ap.add_argument("--container", choices=[*CONTAINERS, "both"], default="both",
+                    help="save every level as JPEG q95, as PNG, or both (default)")
+    ap.add_argument("--no-scenes", action="store_true", help="leave out the minimal-scene sharpness table")
+    ap.add_argument("--engine", action="append", help="engine(s) to run (default: the default engine)")
+    args = ap.parse_args()
+    n_photos = len(SAMPLES) + len(biq_images(args.biq))
+    quality: dict[tuple[str, str], dict[str, float]] = {}
+    for engine in args.engine or [None]:
+        if engine:
+            print(f"## engine {engine}\n")
+        for container in (CONTAINERS if args.container == "both" else (args.container,)):
+            result, delta = run(args.biq, container, engine)
+            _tables(n_photos, container, result, delta)
+            quality[(engine or "default", container)] = {name: result[name]["quality"] for name in DISTORTIONS}
+    if len(args.engine or []) > 1:
+        print("Quality: mean per-photo SRCC(level, quality); -1 = falls with every level")
+        print("| distortion | " + " | ".join(f"{e} ({c})" for e, c in quality) + " |")
+        print("|---|" + "---|" * len(quality))
+        for name in DISTORTIONS:
+            print(f"| {name} | " + " | ".join(f"{q[name]:+.2f}" for q in quality.values()) + " |")
+        print()
+    if not args.no_scenes:
+        scenes_table()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from picinspector.io import Photo
 from picinspector.measures import _compression as Z
 from picinspector.measures import measure_all
 
-KEYS = {"jpeg_quality", "blockiness"}
+KEYS = {"jpeg_quality", "jpeg_quality_pixels", "blockiness"}
 
 
 def jpeg_bytes(u8, quality, **kw):
@@ -147,3 +147,81 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="2-D"):
         Z.blockiness(np.zeros((32, 32, 3), np.float32))
     assert Z.blockiness(np.zeros((6, 6), np.float32)) is None  # under two blocks either way
+
+
+# --------------------------------------------------------------------------- quality from pixels
+
+
+def decoded(blob):
+    return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"), np.float32) / 255.0
+
+
+def textured_scene(h=384, w=512, seed=3):
+    """Never compressed: discs of random colour, drawn at 4x and area-averaged, with mild noise."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    big = np.full((h * 4, w * 4, 3), 0.5, np.float32)
+    for _ in range(80):
+        centre = (int(rng.uniform(0, w * 4)), int(rng.uniform(0, h * 4)))
+        cv2.circle(big, centre, int(rng.uniform(8, 60) * 4), tuple(float(v) for v in rng.uniform(0.1, 0.9, 3)), -1)
+    small = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
+    small += rng.normal(0.0, 2.0 / 255.0, small.shape).astype(np.float32)
+    return (np.clip(small, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.mark.parametrize("quality", [5, 10, 25, 50, 75, 90])
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
+def test_quality_from_pixels_of_a_png_copy(name, quality):
+    """A JPEG saved as PNG keeps its quantisation lattice: the quality reads back from pixels."""
+    u8 = getattr(data, name)()
+    blob = jpeg_bytes(u8, quality)
+    png = photo_png(np.round(decoded(blob) * 255).astype(np.uint8))
+    out = Z.measure_compression(png)
+    assert out["jpeg_quality"] is None
+    assert abs(out["jpeg_quality_pixels"] - quality) <= 2, out
+    assert Z.effective_jpeg_quality(out) == out["jpeg_quality_pixels"]
+
+
+def test_quality_from_pixels_never_compressed_and_edge_cases():
+    assert Z.jpeg_quality_from_pixels(textured_scene().astype(np.float32) / 255.0) == 100
+    assert Z.jpeg_quality_from_pixels(np.full((64, 64, 3), 0.5, np.float32)) is None  # nothing to judge
+    assert Z.jpeg_quality_from_pixels(np.zeros((12, 40, 3), np.float32)) is None  # under two blocks
+    with pytest.raises(ValueError):
+        Z.jpeg_quality_from_pixels(np.zeros((64, 64), np.float32))
+    # decoded at reduced scale the grid is gone: not measured
+    half = photo_from_jpeg(jpeg_bytes(data.astronaut(), 20), draft_scale=0.5)
+    assert Z.measure_compression(half)["jpeg_quality_pixels"] is None
+
+
+def test_quality_from_pixels_sees_through_recompression_and_crops():
+    u8 = data.astronaut()
+    first = np.round(decoded(jpeg_bytes(u8, 20)) * 255).astype(np.uint8)
+    again = jpeg_bytes(first, 95)  # re-saved at 95: the tables say 95, the pixels still 20
+    out = Z.measure_compression(photo_from_jpeg(again))
+    assert out["jpeg_quality"] == 95
+    assert abs(out["jpeg_quality_pixels"] - 20) <= 2
+    assert Z.effective_jpeg_quality(out) == out["jpeg_quality_pixels"]
+    cropped = np.ascontiguousarray(first[5:, 3:])  # the grid no longer starts at pixel 0
+    assert abs(Z.jpeg_quality_from_pixels(cropped.astype(np.float32) / 255.0) - 20) <= 2
+
+
+def test_quantisation_steps_known_answer():
+    rng = np.random.default_rng(6)
+    steps = {1: 7.0, 8: 23.0, 9: 60.0, 2: 2.0}
+    coef = rng.normal(0.0, 0.3, (4000, 64)).astype(np.float32)  # rounding noise everywhere
+    for p, q in steps.items():
+        k = np.round(rng.laplace(0.0, 40.0 / q, 4000))
+        coef[:, p] += (k * q).astype(np.float32)
+    coef[:, 16] += rng.laplace(0.0, 20.0, 4000).astype(np.float32)  # never quantised
+    found = Z.quantisation_steps(coef, [1, 8, 9, 2, 16])
+    for p, q in steps.items():  # a lone multiple fixes a step to within the score's tolerance, ~3 %
+        assert found[p] == pytest.approx(q, rel=0.03), (p, found[p])
+    assert found[16] == 1.0
+
+
+def test_effective_quality():
+    assert Z.effective_jpeg_quality({"jpeg_quality": 95, "jpeg_quality_pixels": 20}) == 20
+    assert Z.effective_jpeg_quality({"jpeg_quality": None, "jpeg_quality_pixels": 40}) == 40
+    assert Z.effective_jpeg_quality({"jpeg_quality": 80}) == 80
+    assert Z.effective_jpeg_quality({"jpeg_quality": None, "jpeg_quality_pixels": None}) is None

@@ -265,6 +265,18 @@ def test_motion_blur_reports_angle_shutter_and_a_faster_speed():
     assert f.severity in FLAGGED and text.count("Motion blur along about 30 degrees") == 1
 
 
+def test_compression_read_from_the_pixels_of_a_lossless_copy():
+    """A PNG of a quality-15 JPEG has no tables; the quantisation found in its pixels is reported."""
+    cal = Calibration(terms={"jpeg": TermCalibration({"all": _table((10, 0), (85, 30))}, 1.0)}, reference_quality=70.0)
+    found, _ = feedback(quality=30.0, cal=cal, jpeg_quality=None, jpeg_quality_pixels=15)
+    f = next(f for f in found if f.kind == "compression")
+    assert "quality about 15" in f.message and "pixels" in f.message and f.severity in FLAGGED
+    # re-saved at 95 after 40: the harsher past compression counts, and is the one quoted
+    found, _ = feedback(quality=30.0, cal=cal, jpeg_quality=95, jpeg_quality_pixels=40)
+    assert "quality about 40" in next(f for f in found if f.kind == "compression").message
+    assert "compression" not in kinds(feedback(quality=80.0, cal=cal, jpeg_quality=92, jpeg_quality_pixels=100)[0])
+
+
 @pytest.mark.parametrize("angle,words", [(1.0, "horizontally (about 1 degree)"), (178.0, "horizontally (about -2"),
                                          (92.0, "vertically (about 92"), (45.0, "along about 45 degrees")])
 def test_motion_direction_words(angle, words):

@@ -182,13 +182,19 @@ def test_directional_model_known_answer():
         d = F.directional_blur(theta, var)
         assert angle_distance(d["angle_deg"], phi) < 3.0
         assert d["anisotropy"] == pytest.approx(3.0 / 5.0, abs=0.08)
-        assert d["variance"] == pytest.approx(2.5, rel=0.1)
+        assert d["mean_variance"] == pytest.approx(2.5, rel=0.1)
+        # focus reads the mean of the orientation average (2.5) and the worst direction (4)
+        assert d["variance"] == pytest.approx(0.5 * (2.5 + 4.0), rel=0.1)
     flat = F.directional_blur(theta, np.full(theta.size, 2.0))
     assert flat["anisotropy"] < 1e-6
     few = F.directional_blur(theta[:20], np.ones(20))
     assert few["variance"] is None and few["anisotropy"] is None
-    one_direction = F.directional_blur(np.full(500, 30.0), np.ones(500))
-    assert one_direction["variance"] == pytest.approx(1.0) and one_direction["anisotropy"] is None
+    one_direction = F.directional_blur(np.full(500, 22.5), np.ones(500))
+    # one orientation of edges and nothing else: the seven others (157.5 degrees) count as lost
+    # to a linear motion, blurred beyond measure
+    assert one_direction["bins_lost"] == 7 and one_direction["anisotropy"] > 0.9
+    assert angle_distance(one_direction["angle_deg"], 112.5) < 3.0
+    assert one_direction["variance"] > 20.0
 
 
 # --------------------------------------------------------------------------- focus map
@@ -294,3 +300,143 @@ def test_registered_group():
     assert out_big["focus_native"] == pytest.approx(F.focus_score(big), abs=0.05)
     with pytest.raises(AnalysisError):
         measure_all(Photo(rgb=np.full((16, 16, 3), 0.5, np.float32)), ["focus"])
+
+
+# --------------------------------------------------------------------------- thin lines, few edges, block edges
+
+
+def facade_panels(h=480, w=720, scale=8, joint_px=1.2, tilt_deg=2.0, seed=0):
+    """A minimal architecture shot: white panels with thin dark joints (1-2 px) under a large flat
+    sky, drawn at 8x and area-averaged (pixel-sharp). Few edges, two orientations, all ridges."""
+    rng = np.random.default_rng(seed)
+    big_h, big_w = h * scale, w * scale
+    t = np.linspace(0.0, 1.0, big_h, dtype=np.float32)[:, None]
+    img = np.repeat(0.55 + 0.2 * t, big_w, axis=1)  # sky: a smooth gradient
+    top = int(0.42 * big_h)
+    facade = np.full((big_h - top, big_w), 0.90, np.float32)
+    pw, ph, lw = int(rng.uniform(70, 110) * scale), int(rng.uniform(50, 80) * scale), int(joint_px * scale)
+    for y in range(0, big_h - top, ph):
+        for x in range(0, big_w, pw):
+            facade[y:y + ph, x:x + pw] += rng.uniform(-0.02, 0.02)
+        facade[y:y + lw, :] = 0.30
+    for x in range(0, big_w, pw):
+        facade[:, x:x + lw] = 0.30
+    img[top:] = facade
+    rot = cv2.getRotationMatrix2D((big_w / 2, big_h / 2), tilt_deg, 1.0)
+    img = cv2.warpAffine(img, rot, (big_w, big_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return q8(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA))
+
+
+def window_columns(h=480, w=640, scale=4, seed=2):
+    """A facade of window columns (tall dark rectangles, light sills): horizontal and vertical edges only."""
+    rng = np.random.default_rng(seed)
+    big = np.full((h * scale, w * scale), 0.75, np.float32)
+    x = 0
+    while x < w * scale:
+        cw, gap = int(rng.uniform(10, 16) * scale), int(rng.uniform(6, 10) * scale)
+        y = int(rng.uniform(0, 10) * scale)
+        while y < h * scale:
+            wh = int(rng.uniform(12, 18) * scale)
+            big[y:y + wh, x:x + cw] = rng.uniform(0.15, 0.35)
+            big[y + wh:y + wh + scale, max(x - scale, 0):x + cw + scale] = 0.95
+            y += wh + int(rng.uniform(5, 8) * scale)
+        x += cw + gap
+    return q8(cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA))
+
+
+def jpeg_gray(g, quality):
+    ok, buf = cv2.imencode(".jpg", np.round(g * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+
+
+@pytest.mark.parametrize("joint_px", [1.0, 1.5, 2.0])
+def test_thin_lines_read_sharp_and_blur_lowers_them(joint_px):
+    """Thin dark joints are ridges, not steps: crisp ones read sharp, and any blur lowers focus
+    (the step model read them as very blurred, and sharper once blurred by 0.7 px)."""
+    g = facade_panels(joint_px=joint_px)
+    out = F.focus_measures(g)
+    assert out["focus"] > 0.8 and out["blur_kind"] == "sharp"
+    assert out["blur_anisotropy"] < 0.3
+    assert F.edge_blur_samples(g)["ridge"].mean() > 0.5
+    values = [out["focus"]] + [focus(gblur(g, s)) for s in (0.5, 0.7, 1.0, 1.5, 2.0, 3.0)]
+    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert values[2] < values[0] - 0.05  # 0.7 px: clearly lower
+    assert values[-1] < 0.35
+
+
+def test_thin_line_model_known_answer():
+    """Lines of 1 px blurred by sigma read a blur close to sqrt(sigma^2 + 1/12) (pixel aperture)."""
+    scale, h, w = 8, 480, 640
+    rng = np.random.default_rng(5)
+    big = np.full((h * scale, w * scale), 0.8, np.float32)
+    for _ in range(40):
+        p0 = np.array([rng.uniform(0, w * scale), rng.uniform(0, h * scale)])
+        a = rng.uniform(0, np.pi)
+        p1 = p0 + rng.uniform(100, 400) * scale * np.array([np.cos(a), np.sin(a)])
+        cv2.line(big, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 0.2, scale)
+    lines = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
+    for sigma in (0.0, 0.7, 1.0):
+        width = F.focus_measures(gblur(lines, sigma))["edge_width_px"]
+        assert width / F.WIDTH_PER_SIGMA == pytest.approx(np.sqrt(sigma ** 2 + 1.0 / 12.0), abs=0.25), sigma
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket"])
+def test_block_edges_of_heavy_jpeg_do_not_read_sharp(name):
+    """JPEG quality 5 of a blurred photo: its 8x8 block edges are pixel-sharp steps, left out."""
+    for sigma in (2.0, 3.0):
+        blurred = gblur(gray(name), sigma)
+        f_blur = focus(blurred)
+        for quality in (10, 5):
+            assert F.focus_measures(jpeg_gray(blurred, quality), block_period=8)["focus"] < f_blur + 0.05, (sigma, quality)
+
+
+def test_block_edges_through_the_registered_group():
+    """The group finds the grid in the pixels of a JPEG saved as PNG (no quantisation tables)."""
+    import io as _io
+
+    from PIL import Image
+
+    g = gblur(gray("rocket"), 3.0)
+    rgb = np.repeat(np.round(g * 255).astype(np.uint8)[..., None], 3, axis=2)
+    buf = _io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=5)
+    png = _io.BytesIO()
+    Image.open(buf).save(png, "PNG")
+    pixels = np.asarray(Image.open(png).convert("RGB"), np.float32) / 255.0
+    out = measure_all(Photo(rgb=pixels, format="PNG"), ["focus"])
+    assert out["focus"] < focus(g) + 0.05
+    assert out["blur_kind"] != "sharp"
+    # without the grid the block edges read as sharp: the check is what makes the difference
+    assert F.focus_measures(pixels @ LUMA_WEIGHTS)["focus"] > out["focus"] + 0.2
+
+
+@pytest.mark.parametrize("angle", [0.0, 90.0])
+def test_long_motion_blur_with_orientations_lost(angle):
+    """25 px along one axis of a facade of horizontal and vertical edges leaves no edge across the
+    motion at all; those orientations count as blurred beyond measure."""
+    g = window_columns()
+    assert F.focus_measures(g)["blur_kind"] == "sharp"
+    out = F.focus_measures(motion(g, 25, angle))
+    assert out["focus"] < 0.2 and out["blur_kind"] == "motion"
+    assert angle_distance(out["motion_blur_angle_deg"], angle) <= 10.0
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "flower", "chelsea"])
+def test_long_motion_blur_reads_clearly_blurred(name):
+    for angle in (0.0, 60.0, 90.0, 150.0):
+        out = F.focus_measures(motion(gray(name), 25, angle))
+        assert out["focus"] < 0.2 and out["blur_kind"] == "motion", (angle, out)
+        assert angle_distance(out["motion_blur_angle_deg"], angle) <= 15.0, (angle, out)
+
+
+def test_grid_aligned_content_of_a_never_compressed_image_is_not_left_out():
+    """A checkerboard of 16-px squares on the 8-px lattice is content, not block edges, when the
+    photo shows no JPEG compression (no tables, no quantisation lattice in its pixels)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:384, :512]
+    g = 0.6 * ((yy // 16 + xx // 16) % 2) + 0.4 * rng.random((384, 512))
+    rgb = np.repeat((np.clip(g, 0, 1) * 220 + 20).astype(np.uint8)[..., None], 3, axis=2)
+    out = measure_all(Photo(rgb=rgb.astype(np.float32) / 255.0), ["focus", "compression"])
+    assert out["jpeg_quality"] is None and out["jpeg_quality_pixels"] == 100
+    assert out["focus"] > 0.8 and out["blur_kind"] == "sharp"

@@ -55,10 +55,10 @@ def test_path_pil_and_array_give_the_same_report(samples, inspector):
     assert by_path["path"] == str(path) and by_path["format"] == "JPEG" and by_array["format"] == "ARRAY"
     assert (by_path["width"], by_path["height"]) == (600, 400)
     assert by_path["scores"] == by_pil["scores"]
-    # The array carries no JPEG tables, so only the quality may differ (jpeg_quality is unknown there).
-    assert {k: v for k, v in by_array["scores"].items() if k != "quality"} == \
-        {k: v for k, v in by_path["scores"].items() if k != "quality"}
-    assert abs(by_array["scores"]["quality"] - by_path["scores"]["quality"]) < 3
+    # The array carries no JPEG tables, but its pixels keep the JPEG's quantisation: the same scores.
+    assert by_array["measures"]["jpeg_quality"] is None and by_path["measures"]["jpeg_quality"] is not None
+    assert abs(by_array["measures"]["jpeg_quality_pixels"] - by_path["measures"]["jpeg_quality_pixels"]) <= 1
+    assert by_array["scores"] == by_path["scores"]
     assert by_path["engine"] == "classic" and by_path["version"] == picinspector.__version__
 
 

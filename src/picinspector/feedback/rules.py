@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Mapping, Optional
 
+from ..measures._compression import effective_jpeg_quality
 from ..report import SEVERITIES, Finding, SceneResult, json_safe
 from .calibration import Calibration, default_calibration
 
@@ -199,6 +200,11 @@ def _measure(name: str, sign: float = 1.0, offset: float = 0.0) -> Callable[[Con
     return value
 
 
+def _effective_jpeg(ctx: Context) -> float | None:
+    q = effective_jpeg_quality(dict(ctx.measures))
+    return None if q is None else 100.0 - float(q)
+
+
 @dataclass(frozen=True)
 class Term:
     """One measured value that may cost a photo quality.
@@ -243,7 +249,7 @@ TERMS: dict[str, Term] = {
     "oversaturated": Term("oversaturated", _measure("colorfulness"), "Hasler-Suesstrunk colourfulness M"),
     "cast": Term("color_cast", _measure("cast_strength"), "colour-cast strength, Lab units"),
     "blockiness": Term("compression", _measure("blockiness"), "8x8 blockiness ratio"),
-    "jpeg": Term("compression", _measure("jpeg_quality", -1.0, 100.0), "100 - JPEG quality"),
+    "jpeg": Term("compression", _effective_jpeg, "100 - JPEG quality (the file's tables or its pixels, the lower)"),
 }
 
 #: Aspect -> the quality guard (`picinspector.scoring._quality.GUARDS`) whose drop counts as that
@@ -484,14 +490,18 @@ def _cast(ctx: Context, sev: str) -> Finding:
 
 def _compression(ctx: Context, sev: str) -> Finding:
     m = ctx.measures
-    q, b = m.get("jpeg_quality"), m.get("blockiness")
+    # The lower of the file's tables and the quantisation found in its pixels: a PNG copy of a
+    # harsh JPEG, or a photo re-saved at a high quality after a low one, carries the harsher one.
+    q, b = effective_jpeg_quality(m), m.get("blockiness")
+    from_pixels = q is not None and q != m.get("jpeg_quality")
+    where = ", read from the pixels: the photo was a JPEG at that quality before this file" if from_pixels else ""
     parts = []
     if q is not None and q < 70:
-        parts.append(f"heavy JPEG compression (quality about {q:.0f})")
+        parts.append(f"heavy JPEG compression (quality about {q:.0f}{where})")
     if b is not None:
         parts.append(f"8x8 blocking (blockiness {b:.2f})")
     if not parts and q is not None:
-        parts.append(f"JPEG compression (quality about {q:.0f})")
+        parts.append(f"JPEG compression (quality about {q:.0f}{where})")
     msg = ", ".join(parts) or "compression artefacts"
     return Finding("compression", sev, msg[0].upper() + msg[1:],
                    "Export or save at JPEG quality 85-95 (or PNG/HEIC), and share the original rather than a "

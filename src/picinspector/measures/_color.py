@@ -10,6 +10,7 @@ import numpy as np
 from ..io._photo import LUMA_WEIGHTS, Photo, srgb_to_linear
 from ._exposure import _check_image
 from ._registry import measure_group
+from ._scratch import scratch
 
 # Hasler & Suesstrunk opponent channels on 8-bit sRGB values: rg = R - G, yb = (R + G) / 2 - B.
 _RG = np.array([[255.0, -255.0, 0.0]], dtype=np.float32)
@@ -59,8 +60,9 @@ def colorfulness(rgb) -> float:
     Human Vision and Electronic Imaging VIII, 87-95. doi:10.1117/12.477378
     """
     rgb = _check_image(rgb, "rgb", 3)
-    mean_rg, std_rg = (float(v[0, 0]) for v in cv2.meanStdDev(cv2.transform(rgb, _RG)))
-    mean_yb, std_yb = (float(v[0, 0]) for v in cv2.meanStdDev(cv2.transform(rgb, _YB)))
+    plane = scratch("color.plane", rgb.shape[:2])
+    mean_rg, std_rg = (float(v[0, 0]) for v in cv2.meanStdDev(cv2.transform(rgb, _RG, dst=plane)))
+    mean_yb, std_yb = (float(v[0, 0]) for v in cv2.meanStdDev(cv2.transform(rgb, _YB, dst=plane)))
     value = math.hypot(std_rg, std_yb) + 0.3 * math.hypot(mean_rg, mean_yb)
     if not math.isfinite(value):
         raise ValueError("rgb contains non-finite values")
@@ -92,7 +94,8 @@ def saturation_mean(lab) -> float:
     CIE 15:2004, Colorimetry, 3rd ed., section 8.2.1 (CIELAB chroma C*ab).
     """
     lab = _check_image(lab, "lab", 3)
-    chroma = cv2.magnitude(cv2.transform(lab, _A), cv2.transform(lab, _B))
+    a = cv2.transform(lab, _A, dst=scratch("color.a", lab.shape[:2]))
+    chroma = cv2.magnitude(a, cv2.transform(lab, _B, dst=scratch("color.b", lab.shape[:2])), a)
     value = cv2.mean(chroma)[0] / 100.0
     if not math.isfinite(value):
         raise ValueError("lab contains non-finite values")
@@ -265,6 +268,7 @@ def color_cast(rgb) -> tuple[float, float] | None:
             "Hue angle of the cast; None when cast_strength < 1.",
         ),
     ],
+    cost=11,
 )
 def measure_color(photo: Photo) -> dict:
     """Colour group for one photo (adapter over the pure functions)."""

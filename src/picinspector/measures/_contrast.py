@@ -144,6 +144,7 @@ def contrast_local(luma, window_fraction: float = LOCAL_WINDOW_FRACTION) -> floa
             "Mean local RMS contrast (std / mean of luma) in windows 1/64 of the width.",
         ),
     ],
+    cost=4,
 )
 def measure_contrast(photo: Photo) -> dict:
     """Contrast group for one photo (adapter over the pure functions)."""

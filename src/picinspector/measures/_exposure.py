@@ -17,6 +17,7 @@ import numpy as np
 
 from ..io._photo import Photo
 from ._registry import measure_group
+from ._scratch import scratch
 
 #: A channel at or above this value (254/255) counts as clipped.
 HIGHLIGHT_THRESHOLD = 254.0 / 255.0
@@ -135,7 +136,7 @@ def hist_quantile(hist: np.ndarray, centres: np.ndarray, q: float) -> float:
 def _lightness(lab) -> tuple[np.ndarray, float]:
     """Validated, contiguous copy of the L* channel of an (H, W, 3) Lab image, and its mean."""
     lab = _check_image(lab, "lab", 3)
-    lightness = cv2.transform(lab, _FIRST_CHANNEL)  # a fresh contiguous copy of L*
+    lightness = cv2.transform(lab, _FIRST_CHANNEL, dst=scratch("exposure.L", lab.shape[:2]))  # contiguous L*
     lo, hi, _, _ = cv2.minMaxLoc(lightness)
     mean = float(cv2.mean(lightness)[0])
     if not (np.isfinite(mean) and lo >= -1e-3 and hi <= _L_MAX_ALLOWED):
@@ -147,7 +148,7 @@ def _lightness_hist(lightness: np.ndarray) -> np.ndarray:
     """256-bin histogram of L* on the square-root scale of ``_L_CENTRES``; overwrites its input."""
     cv2.threshold(lightness, 0.0, 0.0, cv2.THRESH_TOZERO, dst=lightness)  # negatives -> 0
     cv2.sqrt(lightness, dst=lightness)
-    codes = cv2.convertScaleAbs(lightness, alpha=_SQRT_SCALE)
+    codes = cv2.convertScaleAbs(lightness, dst=scratch("exposure.Lcodes", lightness.shape, np.uint8), alpha=_SQRT_SCALE)
     return cv2.calcHist([codes], [0], None, [256], [0, 256]).ravel().astype(np.float64)
 
 
@@ -184,8 +185,8 @@ def _clipped_count(rgb: np.ndarray, threshold: float) -> int:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     # Round to 8-bit codes once (cheaper than comparing floats in three channels), then one
     # inRange pass: 255 where every channel is below the threshold code.
-    codes = cv2.convertScaleAbs(rgb, alpha=255.0)
-    unclipped = cv2.inRange(codes, (0, 0, 0), (code - 1,) * 3)
+    codes = cv2.convertScaleAbs(rgb, dst=scratch("exposure.codes", rgb.shape, np.uint8), alpha=255.0)
+    unclipped = cv2.inRange(codes, (0, 0, 0), (code - 1,) * 3, dst=scratch("exposure.unclipped", rgb.shape[:2], np.uint8))
     return rgb.shape[0] * rgb.shape[1] - cv2.countNonZero(unclipped)
 
 
@@ -249,7 +250,8 @@ def shadows_crushed_pct(luma, threshold: float = SHADOW_THRESHOLD) -> float:
 def _crushed_count(luma: np.ndarray, threshold: float) -> int:
     # THRESH_BINARY_INV: 1 where luma <= threshold (cv2.threshold, unlike cv2.compare with a
     # Python scalar, also works on 1x1 images).
-    at_or_below = cv2.threshold(luma, float(threshold) + _TOL, 1.0, cv2.THRESH_BINARY_INV)[1]
+    at_or_below = cv2.threshold(luma, float(threshold) + _TOL, 1.0, cv2.THRESH_BINARY_INV,
+                                dst=scratch("exposure.crushed", luma.shape, luma.dtype))[1]
     return cv2.countNonZero(at_or_below)
 
 
@@ -415,6 +417,7 @@ def exposure_measures(rgb, lab, luma) -> dict:
             "log2 of the 99th / 1st percentile of linear luminance (floored at sRGB code 1).",
         ),
     ],
+    cost=7,
 )
 def measure_exposure(photo: Photo) -> dict:
     """Exposure group for one photo (adapter over :func:`exposure_measures`)."""

@@ -295,7 +295,7 @@ def _outputs() -> list[tuple[str, str, str]]:
 FEATURE_NAMES = tuple(o[0] for o in _outputs())
 
 
-@measure_group("gmlog", outputs=_outputs())
+@measure_group("gmlog", outputs=_outputs(), cost=6)
 def measure_gmlog(photo: Photo) -> dict:
     """Registered adapter: :func:`gmlog_features` of the working-resolution luma, as named floats."""
     try:

@@ -24,6 +24,7 @@ from ..errors import AnalysisError
 from ..io._photo import LUMA_WEIGHTS, Photo
 from ._checks import check_gray
 from ._registry import measure_group
+from ._scratch import scratch
 
 #: Immerkaer's mask: [1 -2 1] (x) [1 -2 1]. Its squared norm is 36, so its response to white noise
 #: of standard deviation sigma has standard deviation 6 sigma.
@@ -66,15 +67,23 @@ def _check_fraction(keep_fraction: float) -> None:
 # can cost 0.3 ms of page faults, as much as the filtering itself.
 
 
-def _abs_residual(channel: np.ndarray) -> np.ndarray:
-    r = cv2.filter2D(channel, cv2.CV_32F, IMMERKAER_MASK, borderType=cv2.BORDER_REFLECT)
+def _buf(name: str | None, shape, dtype=np.float32) -> np.ndarray | None:
+    """This thread's scratch array ``noise.<name>`` (see `._scratch`), or None for a fresh one."""
+    return None if name is None else scratch(f"noise.{name}", tuple(shape), dtype)
+
+
+def _abs_residual(channel: np.ndarray, name: str | None = None) -> np.ndarray:
+    r = cv2.filter2D(channel, cv2.CV_32F, IMMERKAER_MASK, dst=_buf(name and name + ".res", channel.shape),
+                     borderType=cv2.BORDER_REFLECT)
     return np.abs(r, out=r)
 
 
-def _gradient(channel: np.ndarray) -> np.ndarray:
+def _gradient(channel: np.ndarray, name: str | None = None) -> np.ndarray:
     """Magnitude of the 5x5 Sobel gradient: smoothing [1 4 6 4 1] across, odd [-1 -2 0 2 1] along."""
-    gx = cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=5, borderType=cv2.BORDER_REFLECT)
-    gy = cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=5, borderType=cv2.BORDER_REFLECT)
+    gx = cv2.Sobel(channel, cv2.CV_32F, 1, 0, dst=_buf(name and name + ".gx", channel.shape), ksize=5,
+                   borderType=cv2.BORDER_REFLECT)
+    gy = cv2.Sobel(channel, cv2.CV_32F, 0, 1, dst=_buf(name and name + ".gy", channel.shape), ksize=5,
+                   borderType=cv2.BORDER_REFLECT)
     return cv2.magnitude(gx, gy, gx)
 
 
@@ -85,11 +94,13 @@ def _interior(shape) -> np.ndarray:
     return m
 
 
-def _unclipped(image: np.ndarray) -> np.ndarray:
+def _unclipped(image: np.ndarray, name: str | None = None) -> np.ndarray:
     """uint8 0/1 mask: inside the border, and no channel of the pixel or its 8 neighbours clipped."""
     n = image.shape[2] if image.ndim == 3 else 1
-    ok = cv2.inRange(image, (_CLIP_LOW,) * n, (_CLIP_HIGH,) * n)
-    ok = cv2.erode(ok, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    ok = cv2.inRange(image, (_CLIP_LOW,) * n, (_CLIP_HIGH,) * n,
+                     dst=_buf(name and name + ".in", image.shape[:2], np.uint8))
+    ok = cv2.erode(ok, np.ones((3, 3), np.uint8), dst=_buf(name and name + ".ok", image.shape[:2], np.uint8),
+                   borderType=cv2.BORDER_REPLICATE)
     ok[:2] = 0
     ok[-2:] = 0
     ok[:, :2] = 0
@@ -108,19 +119,36 @@ def _estimate(residual_abs, grad, candidates, keep_fraction: float) -> float | N
         return None
     sample = values[:: max(values.size // 40_000, 1)]  # a quantile needs no more
     k = int(keep_fraction * (sample.size - 1))
-    chosen = sel & (grad <= np.partition(sample, k)[k])
+    thr = float(np.partition(sample, k)[k])
+    if grad.flags.c_contiguous and residual_abs.flags.c_contiguous and candidates.flags.c_contiguous:
+        # The same selection and mean in OpenCV, without full-size boolean temporaries.
+        chosen = cv2.compare(grad, thr, cv2.CMP_LE)
+        cv2.bitwise_and(chosen, candidates, dst=chosen)  # candidates is 0/1: chosen becomes 0/1
+        count = cv2.countNonZero(chosen)
+        if count < MIN_PIXELS:
+            return None
+        return _ABS_TO_SIGMA / _MASK_NORM * float(cv2.sumElems(cv2.multiply(residual_abs, chosen, dtype=cv2.CV_64F))[0]) / count
+    chosen = sel & (grad <= thr)
     if np.count_nonzero(chosen) < MIN_PIXELS:
         return None
     return _ABS_TO_SIGMA / _MASK_NORM * float(residual_abs[chosen].mean(dtype=np.float64))
 
 
-def _sub(a: np.ndarray) -> np.ndarray:
-    """Every other row and column of a large array (a view).
+def _sub(a: np.ndarray, name: str | None = None) -> np.ndarray:
+    """Every other row and column of a large array (a view, or with ``name`` a contiguous copy in
+    this thread's scratch).
 
     The statistics average tens of thousands of residuals either way; the filters ran on every
     pixel, so nothing is lost but time.
     """
-    return a[::2, ::2] if a.size > 250_000 else a
+    if a.size <= 250_000:
+        return a
+    view = a[::2, ::2]
+    if name is None:
+        return view
+    out = _buf(name + ".sub", view.shape, a.dtype)
+    np.copyto(out, view)
+    return out
 
 
 def _candidates(channel: np.ndarray, region, check_clipping: bool) -> np.ndarray:
@@ -352,30 +380,35 @@ def noise_measures(rgb, luma=None, keep_fraction: float = KEEP_FRACTION) -> dict
 
     # 2x2 binning: a half-size bilinear resize samples exactly between four pixels.
     h, w = (luma.shape[0] // 2) * 2, (luma.shape[1] // 2) * 2
-    binned = cv2.resize(rgb[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_LINEAR)
-    luma_b = cv2.resize(luma[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_LINEAR)
-    if not math.isfinite(float(binned.sum(dtype=np.float64))):  # binning keeps any NaN or inf
+    half = (h // 2, w // 2)
+    binned = cv2.resize(rgb[:h, :w], half[::-1], dst=_buf("binned", half + (3,)), interpolation=cv2.INTER_LINEAR)
+    luma_b = cv2.resize(luma[:h, :w], half[::-1], dst=_buf("luma_b", half), interpolation=cv2.INTER_LINEAR)
+    if not math.isfinite(float(cv2.sumElems(binned)[0])):  # binning keeps any NaN or inf
         raise ValueError("rgb contains non-finite values")
 
-    usable = _unclipped(luma)
-    grad = _gradient(luma)
-    res = _abs_residual(luma)
-    res, grad = _sub(res), _sub(grad)
-    sigma = _estimate(res, grad, _sub(usable), keep_fraction)
+    usable = _unclipped(luma, "luma")
+    grad = _gradient(luma, "luma")
+    res = _abs_residual(luma, "luma")
+    res, grad = _sub(res, "luma.res"), _sub(grad, "luma.grad")
+    sigma = _estimate(res, grad, _sub(usable, "luma.usable"), keep_fraction)
 
     # Shadows: luma averaged over about 6x6 px (binned, then 3x3), back at full size (255 = shadow).
-    dark = cv2.compare(cv2.blur(luma_b, (3, 3)), SHADOW_LUMA, cv2.CMP_LT)
+    dark = cv2.compare(cv2.blur(luma_b, (3, 3), dst=_buf("dark_mean", half)), SHADOW_LUMA, cv2.CMP_LT,
+                       dst=_buf("dark_b", half, np.uint8))
     shadows = None
     if cv2.countNonZero(dark) >= MIN_SHADOW_FRACTION * dark.size:
-        dark = cv2.resize(dark, luma.shape[::-1], interpolation=cv2.INTER_NEAREST)
-        shadows = _estimate(res, grad, _sub(np.bitwise_and(usable, dark, out=dark)), keep_fraction)
+        dark = cv2.resize(dark, luma.shape[::-1], dst=_buf("dark", luma.shape, np.uint8),
+                          interpolation=cv2.INTER_NEAREST)
+        shadows = _estimate(res, grad, _sub(np.bitwise_and(usable, dark, out=dark), "dark"), keep_fraction)
 
-    red, _, blue = cv2.split(binned)
-    usable_c = _unclipped(binned)
+    red = cv2.extractChannel(binned, 0, dst=_buf("red", half))
+    blue = cv2.extractChannel(binned, 2, dst=_buf("blue", half))
+    usable_c = _unclipped(binned, "chroma")
     chroma = []
-    for c in (cv2.addWeighted(blue, 1 / 1.8556, luma_b, -1 / 1.8556, 0.0),
-              cv2.addWeighted(red, 1 / 1.5748, luma_b, -1 / 1.5748, 0.0)):
-        chroma.append(_estimate(_sub(_abs_residual(c)), _sub(_gradient(c)), _sub(usable_c), keep_fraction))
+    for name, c in (("cb", cv2.addWeighted(blue, 1 / 1.8556, luma_b, -1 / 1.8556, 0.0, dst=_buf("cb", half))),
+                    ("cr", cv2.addWeighted(red, 1 / 1.5748, luma_b, -1 / 1.5748, 0.0, dst=_buf("cr", half)))):
+        chroma.append(_estimate(_sub(_abs_residual(c, name), name + ".res"), _sub(_gradient(c, name), name + ".grad"),
+                                _sub(usable_c, "chroma.usable"), keep_fraction))
     noise_chroma = None if None in chroma else (chroma[0] + chroma[1]) * 255.0  # mean of two, x2
 
     sigma_levels = None if sigma is None else sigma * 255.0
@@ -521,6 +554,7 @@ def detail_luma(photo: Photo, max_pixels: int = MAX_NATIVE_PIXELS):
         ("noise_snr_db", "dB",
          "20 log10(mean luma level / noise_sigma), clamped to [0, 60]"),
     ],
+    cost=20,
 )
 def measure_noise(photo: Photo) -> dict:
     """Registered adapter: :func:`noise_measures` on the working image plus the native estimate."""

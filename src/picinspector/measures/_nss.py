@@ -37,6 +37,7 @@ from ..errors import AnalysisError
 from ..io._photo import Photo
 from ._checks import check_gray
 from ._registry import measure_group
+from ._scratch import scratch
 
 # --------------------------------------------------------------------------- constants
 
@@ -324,7 +325,7 @@ def _workspace(n: int) -> tuple[np.ndarray, np.ndarray]:
     allocates twice instead of about fifteen times; on a 1024 x 683 image each fresh array costs
     page faults comparable to the arithmetic that fills it.
     """
-    return np.empty(3 * n, np.float32), np.empty(2 * n, bool)
+    return scratch("nss.floats", (3 * n,)), scratch("nss.masks", (2 * n,), bool)  # reused per thread
 
 
 def _view(flat: np.ndarray, start: int, shape: tuple[int, int]) -> np.ndarray:
@@ -525,7 +526,7 @@ _EXTRA_OUTPUTS = [
 ]
 
 
-@measure_group("nss", outputs=_feature_outputs() + _EXTRA_OUTPUTS)
+@measure_group("nss", outputs=_feature_outputs() + _EXTRA_OUTPUTS, cost=16)
 def measure_nss(photo: Photo) -> dict:
     """Registered adapter: :func:`nss_features` of the working-resolution luma, as named floats."""
     try:

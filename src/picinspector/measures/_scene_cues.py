@@ -37,7 +37,7 @@ _CUES = [
 ]
 
 
-@measure_group("scene_cues", outputs=_CUES)
+@measure_group("scene_cues", outputs=_CUES, cost=27)
 def measure_scene_cues(photo: Photo) -> dict:
     """Registered adapter: :func:`picinspector.scene.measure_cues` on the working image and EXIF."""
     return measure_cues(photo.rgb, photo.exif)

@@ -25,11 +25,18 @@ EXCLUDED = {
     "focus_map": "a grid; see the derived focus_map_* statistics",
     "cast_hue_deg": "a hue angle; cast_a, cast_b and cast_strength carry the cast",
     "exif_low_light": "depends on EXIF, which many files lack",
+    # The BIQ2021 training photos are all JPEG quality ~75 (4,974 of 5,000 by their tables, 4,926
+    # by their pixels): a fit cannot learn compression from them, and a feature that barely varies
+    # in training moves an RBF kernel's distances for every photo saved otherwise (quality 95,
+    # PNG). The compression guard (`._quality.GUARDS`) judges JPEG damage instead.
+    "jpeg_quality": "constant on the training photos; the compression guard reads it",
+    "jpeg_quality_pixels": "constant on the training photos; the compression guard reads it",
 }
 
 #: Value used when a measure is None (it does not apply to the photo), with its meaning.
 NONE_DEFAULTS = {
     "jpeg_quality": 100.0,  # not a JPEG: no JPEG compression
+    "jpeg_quality_pixels": 100.0,  # not measured: no trace of JPEG compression
     "blockiness": 1.0,  # no block grid: no blocking
     "focus": 0.0,  # no edges at all
     "edge_width_px": 20.0,  # no edges: as wide as the measure can tell

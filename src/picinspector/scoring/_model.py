@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
 FORMAT = "picinspector-quality-model"
@@ -44,8 +45,11 @@ def _linear(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 def _rbf_svr(a: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Support-vector regression with an RBF kernel: sum_i c_i exp(-gamma |s_i - x|^2) + b."""
     sv = a["support_vectors"]
-    sv_sq = a["support_vectors_sq"] if "support_vectors_sq" in a else (sv * sv).sum(1)
-    d2 = (x * x).sum(1)[:, None] + sv_sq[None, :] - 2.0 * x @ sv.T
+    sv_sq = a["sv_sq"] if "sv_sq" in a else (sv * sv).sum(1)
+    # OpenCV's product, not NumPy's: a BLAS thread pool woken for one photo's 4,000 x 138 product
+    # spends several times the product's own CPU (and competes with the measure threads).
+    cross = cv2.gemm(np.ascontiguousarray(x, np.float64), sv, 1.0, None, 0.0, flags=cv2.GEMM_2_T)
+    d2 = (x * x).sum(1)[:, None] + sv_sq[None, :] - 2.0 * cross
     return np.exp(-a["gamma"][0] * np.maximum(d2, 0.0)) @ a["dual_coef"] + a["intercept"][0]
 
 
@@ -76,6 +80,10 @@ MEMBER_KINDS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray
     "rbf_svr": _rbf_svr,
     "trees": _trees,
 }
+
+
+#: Standardised features are clipped to this many standard deviations (see `QualityModel.prepare`).
+Z_CLIP = 6.0
 
 
 class ModelFileError(ValueError):
@@ -326,9 +334,12 @@ class QualityModel:
         np.savez_compressed(path, meta=np.array(json.dumps(self.meta, sort_keys=True)), **self.arrays)
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
-        """Fill missing values with the training medians, standardise, and project (``x_proj``)."""
+        """Fill missing values with the training medians, standardise, clip to +-``Z_CLIP`` standard
+        deviations, and project (``x_proj``). A value far outside the training photos (a quality-5
+        JPEG, a PNG's missing tables) tells the learners nothing they were taught, and must not swamp
+        an RBF kernel's distance (the guards judge such distortions)."""
         x = np.where(np.isfinite(x), x, self.arrays["x_fill"])
-        z = (x - self.arrays["x_mean"]) / self.arrays["x_scale"]
+        z = np.clip((x - self.arrays["x_mean"]) / self.arrays["x_scale"], -Z_CLIP, Z_CLIP)
         return z if self._projection is None else z @ self._projection
 
     @cached_property
@@ -353,8 +364,9 @@ class QualityModel:
             prefix = member["prefix"]
             arrays = {k[len(prefix):]: v.astype(np.float64) if v.dtype == np.float16 else v
                       for k, v in self.arrays.items() if k.startswith(prefix)}
-            if "support_vectors" in arrays:  # their squared norms, once (not per photo)
-                arrays["support_vectors_sq"] = (arrays["support_vectors"] ** 2).sum(1)
+            if member["kind"] == "rbf_svr":  # contiguous float64 support vectors and their squared norms, once
+                arrays["support_vectors"] = np.ascontiguousarray(arrays["support_vectors"], np.float64)
+                arrays["sv_sq"] = (arrays["support_vectors"] ** 2).sum(1)
             out.append((MEMBER_KINDS[member["kind"]], float(member["weight"]), arrays))
         return out
 

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..measures._compression import effective_jpeg_quality
+
 _FLOOR = 0.02  # keeps the geometric mean defined and lets every term still matter at its worst
 
 
@@ -45,8 +47,8 @@ def _color(m: dict[str, Any], s: dict[str, float]) -> float:
 
 
 def _compression(m: dict[str, Any], s: dict[str, float]) -> float:
-    """JPEG quality from the file's own tables (1 at q >= 90) and visible blocking."""
-    q = m.get("jpeg_quality")
+    """JPEG quality from the file's own tables or its pixels (1 at q >= 90) and visible blocking."""
+    q = effective_jpeg_quality(m)
     by_q = 1.0 if q is None else min(1.0, 0.25 + 0.75 * (max(q, 1) / 90.0) ** 0.8)
     b = m.get("blockiness")
     by_blocks = 1.0 if b is None else math.exp(-max(0.0, b - 1.05) * 1.5)
@@ -98,8 +100,9 @@ class Guard:
 #: model's own (README, "Agreement with people").
 GUARDS: dict[str, Guard] = {
     "noise": Guard(lambda m, s: s["noisiness"], knee=40.0, power=0.5),
-    "compression": Guard(lambda m, s: 100.0 if m.get("jpeg_quality") is None else m["jpeg_quality"],
-                         knee=50.0, power=0.6),
+    # The tables when the file has them, the quantisation found in the pixels when it has not (a
+    # PNG screenshot, a re-encoded upload) or when they show a harsher past compression.
+    "compression": Guard(lambda m, s: 100.0 if (q := effective_jpeg_quality(m)) is None else q, knee=50.0, power=0.6),
     "sharpness": Guard(lambda m, s: s["sharpness"], knee=25.0, power=0.3),
 }
 

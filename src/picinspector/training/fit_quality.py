@@ -23,7 +23,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from .._version import __version__
 from ..scoring._features import feature_matrix, features
-from ..scoring._model import FORMAT, FORMAT_VERSION, QualityModel
+from ..scoring._model import FORMAT, FORMAT_VERSION, Z_CLIP, QualityModel
 
 
 def _sklearn():
@@ -47,10 +47,13 @@ class Preprocess:
         fill = np.where(np.isfinite(fill), fill, 0.0)
         filled = np.where(np.isfinite(x), x, fill)
         scale = filled.std(axis=0)
-        return cls(fill, filled.mean(axis=0), np.where(scale > 1e-12, scale, 1.0))
+        # A feature constant on the training photos taught nothing: an infinite scale makes it 0 at
+        # inference too, however far a new photo's value lies (BIQ2021 is all JPEG quality 75).
+        return cls(fill, filled.mean(axis=0), np.where(scale > 1e-12, scale, np.inf))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return (np.where(np.isfinite(x), x, self.fill) - self.mean) / self.scale
+        z = (np.where(np.isfinite(x), x, self.fill) - self.mean) / self.scale
+        return np.clip(z, -Z_CLIP, Z_CLIP)  # as `QualityModel.prepare` does at inference
 
 
 # --- candidate learners: each builds a fitted estimator and exports it as model members ----------
