@@ -73,7 +73,7 @@ def _train_multitask(a: dict[str, Any], err: Console) -> int:
                             plcc_weight=a["plcc_weight"], scene_weight=a["scene_weight"],
                             val_fraction=a["val_fraction"], seed=a["seed"], patience=a["patience"],
                             device=a["device"], bf16=a["bf16"], workers=a["workers"], pooling=a["pooling"],
-                            cache_inputs=a["cache_inputs"], cache_prefix=a["cache_prefix"])
+                            cache_inputs=a["cache_inputs"], cache_prefix=a["cache_prefix"], prefix_mirror=a["mirror"])
         val_names = read_split_file(a["split"]) if a["split"] else None
     except (ValueError, OSError) as exc:
         raise _usage(str(exc)) from None
@@ -193,6 +193,9 @@ def train(
         "--cache-prefix", help="effnet partial: run the frozen blocks once per photo and view (crops + mirror) and "
                                "train only the last blocks on their cached output: several times faster on a CPU.")
     ] = False,
+    mirror: Annotated[bool, typer.Option(
+        "--mirror/--no-mirror", help="--cache-prefix: also cache each training view's mirror image (augmentation; "
+                                     "twice the extraction).")] = True,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads (default: "
                                                                              "torch's own).")] = None,
     input_size: Annotated[int, typer.Option(

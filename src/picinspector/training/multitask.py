@@ -72,7 +72,7 @@ CHECKPOINT_DIR, FEATURES_FILE, BAD_FILE = "checkpoint", "features.safetensors", 
 #: Options that must agree for a rerun to resume a run folder (``epochs`` and ``patience`` may grow).
 _RESUME_KEYS = ("backbone", "mode", "unfreeze_last", "short_side", "crops", "head_hidden", "dropout", "exif",
                 "batch_size", "lr", "backbone_lr", "weight_decay", "plcc_weight", "scene_weight", "val_fraction",
-                "seed", "bf16", "pooling", "cache_prefix")
+                "seed", "bf16", "pooling", "cache_prefix", "prefix_mirror")
 
 
 @dataclass
@@ -87,7 +87,8 @@ class TrainOptions:
     view (each test crop, and its mirror image for training), their output is kept in memory
     (float16) and every epoch trains only the unfrozen blocks on it: several times faster on a CPU,
     at the price of augmentation limited to those views (about 2 x 2 x 112 x (short_side/16)^2 bytes
-    per training photo with Lite0's last 6 blocks unfrozen: 0.45 GB for 5,000 at 224).
+    per training photo with Lite0's last 6 blocks unfrozen: 0.45 GB for 5,000 at 224);
+    ``prefix_mirror`` False leaves the mirror images out (half the extraction, no augmentation).
     """
 
     backbone: str = "vit-s14"
@@ -116,6 +117,7 @@ class TrainOptions:
     pooling: str | None = None
     cache_inputs: bool = False
     cache_prefix: bool = False
+    prefix_mirror: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -467,29 +469,95 @@ def _extract_features(model: MultiTaskNet, samples: Sequence[Sample], pre: Prepr
     return have
 
 
+class _PrefixModule(torch.nn.Module):
+    def __init__(self, model: MultiTaskNet, k: int) -> None:
+        super().__init__()
+        self.model, self.k = model, k
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.prefix(x, self.k)
+
+
+def prefix_runner(model: MultiTaskNet, k: int, device: torch.device, bf16: bool = False,
+                  side: int = 224) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], str]:
+    """A function running the first ``k`` blocks on a normalised batch (N, 3, H, W) -> (fixed, maps)
+    as NumPy arrays, and what runs them: on a CPU, onnxruntime on the blocks exported to ONNX (the
+    frozen blocks need no gradient, and onnxruntime runs EfficientNet-Lite several times faster than
+    eager PyTorch there; with torch's thread count); elsewhere, or without onnxruntime, torch."""
+    import importlib.util
+
+    model.eval()
+    if device.type == "cpu" and not bf16 and importlib.util.find_spec("onnxruntime") is not None:
+        import io
+        import warnings
+
+        import onnxruntime as ort
+
+        buf = io.BytesIO()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_PrefixModule(model, k).eval(), (torch.zeros(1, 3, side, side),), buf, input_names=["x"],
+                              output_names=["fixed", "h"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"},
+                                                                         "fixed": {0: "n"}, "h": {0: "n", 2: "y", 3: "z"}},
+                              opset_version=18, do_constant_folding=True, dynamo=False)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, torch.get_num_threads())
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+
+        def run_ort(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            fixed, h = sess.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})
+            return fixed, h
+
+        return run_ort, "onnxruntime"
+
+    def run_torch(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            fixed, h = model.prefix(torch.from_numpy(np.ascontiguousarray(x)).to(device), k)
+        return fixed.float().cpu().numpy(), h.float().cpu().numpy()
+
+    return run_torch, "torch"
+
+
 def _extract_prefix(model: MultiTaskNet, samples: Sequence[Sample], train_paths: set[str], pre: Preprocess, k: int,
-                    device: torch.device, opts: TrainOptions, progress: Any,
-                    bad: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                    device: torch.device, opts: TrainOptions, progress: Any, bad: dict[str, str],
+                    log: Callable[[str], None] = print, batch: int = 16) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``cache_prefix``: the first ``k`` (frozen) blocks on every view of every photo, kept in memory:
     path -> (fixed (V, D) float32, maps (V, C, H, W) float16). Views: the distinct test crops, and for
-    training photos their mirror images too."""
+    training photos (``prefix_mirror``) their mirror images too. Photos go through in groups of
+    ``batch`` of the same view shape."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    run, engine = prefix_runner(model, k, device, opts.bf16, pre.short_side)
+    log(f"caching the output of the frozen blocks 1-{k} of {len(samples)} photos ({engine})")
     task = progress.add_task(f"frozen blocks 1-{k}", total=len(samples))
-    model.eval()
-    with torch.inference_mode():
-        for s in samples:
-            try:
-                views = pre.test_views(load_photo(s.path).rgb, distinct=True)
-            except PicInspectorError as exc:
-                bad[s.path] = str(exc)
-                progress.advance(task)
-                continue
-            if s.path in train_paths:
-                views = np.concatenate([views, views[:, :, :, ::-1]])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.bf16):
-                fixed, h = model.prefix(torch.from_numpy(np.ascontiguousarray(views)).to(device), k)
-            out[s.path] = (fixed.float().cpu().numpy(), h.to(torch.float16).cpu().numpy())
+    pending: list[tuple[str, np.ndarray]] = []
+
+    def flush() -> None:
+        groups: dict[tuple[int, ...], list[tuple[str, np.ndarray]]] = {}
+        for path, views in pending:
+            groups.setdefault(views.shape, []).append((path, views))
+        for shape, items in groups.items():
+            fixed, h = run(np.concatenate([v for _, v in items]))
+            n = shape[0]
+            for j, (path, _) in enumerate(items):
+                out[path] = (fixed[j * n:(j + 1) * n].astype(np.float32), h[j * n:(j + 1) * n].astype(np.float16))
+        progress.advance(task, len(pending))
+        pending.clear()
+
+    for s in samples:
+        try:
+            views = pre.test_views(load_photo(s.path).rgb, distinct=True)
+        except PicInspectorError as exc:
+            bad[s.path] = str(exc)
             progress.advance(task)
+            continue
+        if s.path in train_paths and opts.prefix_mirror:
+            views = np.concatenate([views, views[:, :, :, ::-1]])
+        pending.append((s.path, np.ascontiguousarray(views)))
+        if len(pending) >= batch:
+            flush()
+    flush()
     return out
 
 
@@ -633,7 +701,7 @@ def train_multitask(samples: Sequence[Sample], run_dir: str | os.PathLike[str], 
             feats = _extract_features(model, list(train) + list(val), pre, run, device, opts, bar, bad)
         elif prefix_k is not None and start_epoch < opts.epochs and stale < opts.patience:
             prefixes = _extract_prefix(model, list(train) + list(val), {s.path for s in train}, pre, prefix_k, device,
-                                       opts, bar, bad)
+                                       opts, bar, bad, log)
         if stale >= opts.patience and start_epoch < opts.epochs:
             log(f"early stopping had ended this run after epoch {start_epoch}; not training further")
             start_epoch = opts.epochs

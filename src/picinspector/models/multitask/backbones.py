@@ -185,7 +185,8 @@ def _pooler(parts: Callable[[torch.Tensor, bool], list[torch.Tensor]]):
         return torch.cat(_run(net, x, 0, len(_effnet_blocks(net)), parts)[0], 1)
 
     def prefix(net: nn.Module, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        net.check_input(x)
+        if not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            net.check_input(x)
         fixed, h = _run(net, x, 0, k, parts)
         return (torch.cat(fixed, 1) if fixed else x.new_zeros((x.shape[0], 0))), h
 
