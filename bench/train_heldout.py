@@ -11,9 +11,13 @@ PLCC (raw) and PLCC after the 4-parameter logistic (what the README's tables use
   gamma 1/d, lambda 0.3; `picinspector.training.effnet.KernelRidge`), fitted on the run's *training*
   photos only, for each ``--sides`` value; with ``--classic-cache FILE.jsonl`` (the classic measures of
   the same photos, from ``picinspector fit-quality --cache``) also ``+classic`` rows, as the shipped head;
+- ``frozen-run``: with ``--frozen-run DIR``, a ``--freeze frozen`` run of the trainer on the same split
+  (heads trained on the frozen backbone's pooled features), served through its ONNX graph, and
+  ``frozen-krr@run`` the kernel ridge on that run's cached features (``features.safetensors``: the same
+  statistics as the stock graph's at the run's input size, no second extraction);
 - ``run-metrics``: the run's own best epoch from ``metrics.json`` (computed by the trainer).
 
-    python bench/train_heldout.py --run bench/_work/train/RUN --sides 224 384 [--json out.json]
+    python bench/train_heldout.py --run bench/_work/train/RUN [--frozen-run DIR] --sides 384 [--json out.json]
 
 Features of the stock graph are cached in ``--features-cache`` (default ``bench/_work/effnet-features``).
 """
@@ -43,7 +47,8 @@ def _scores(pred: np.ndarray, mos: np.ndarray) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, help="a train run folder (split.json, config.json, model.onnx)")
-    ap.add_argument("--sides", type=int, nargs="*", default=[224, 384], help="frozen-head shorter sides")
+    ap.add_argument("--sides", type=int, nargs="*", default=[384], help="frozen-head shorter sides (stock graph)")
+    ap.add_argument("--frozen-run", help="a --freeze frozen run on the same split (adds its rows)")
     ap.add_argument("--features-cache", default=str(Path(__file__).resolve().parent / "_work" / "effnet-features"))
     ap.add_argument("--classic-cache", help="classic measures JSONL of the same photos (adds +classic rows)")
     ap.add_argument("--lam", type=float, default=0.3)
@@ -73,6 +78,31 @@ def main() -> int:
     out["finetuned"] = {**_scores(pred, y_val), "seconds": round(time.perf_counter() - t0, 1)}
     print("finetuned", out["finetuned"], flush=True)
 
+    def krr(xt: np.ndarray, xv: np.ndarray) -> np.ndarray:
+        pre = Preprocess.fit(xt)
+        return KernelRidge(None, 1.0 / xt.shape[1], args.lam, 0).fit(pre(xt), y_train).predict(pre(xv))
+
+    if args.frozen_run:
+        from safetensors.numpy import load_file
+
+        frun = Path(args.frozen_run)
+        if json.loads((frun / "split.json").read_text()) != split:
+            raise SystemExit(f"{frun} was trained on another split")
+        t0 = time.perf_counter()
+        fmodel = FineTuned(frun, threads=1)
+        fpred = np.array([float(fmodel.forward(load_photo(p).rgb)[0][0]) for p in val])
+        out["frozen-run"] = {**_scores(fpred, y_val), "seconds": round(time.perf_counter() - t0, 1)}
+        print("frozen-run", out["frozen-run"], flush=True)
+        t0 = time.perf_counter()
+        names = json.loads((frun / "features.safetensors.json").read_text())
+        stored = load_file(str(frun / "features.safetensors"))["features"].astype(np.float64)
+        row = {n: stored[i] for i, n in enumerate(names)}
+        side = json.loads((frun / "config.json").read_text())["preprocessing"]["short_side"]
+        out[f"frozen-krr@{side} (run features)"] = {
+            **_scores(krr(np.stack([row[p] for p in train]), np.stack([row[p] for p in val])), y_val),
+            "inputs": int(stored.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
+        print(out[f"frozen-krr@{side} (run features)"], flush=True)
+
     classic = None
     if args.classic_cache:
         from picinspector.scoring._features import features
@@ -93,10 +123,8 @@ def main() -> int:
                 return np.stack([np.concatenate([xs[p], classic[p]]) if with_classic else xs[p] for p in paths])
 
             xt, xv = x(train), x(val)
-            pre = Preprocess.fit(xt)
-            est = KernelRidge(None, 1.0 / xt.shape[1], args.lam, 0).fit(pre(xt), y_train)
             name = f"frozen-krr@{side}" + ("+classic" if with_classic else "")
-            out[name] = {**_scores(est.predict(pre(xv)), y_val), "inputs": int(xt.shape[1]),
+            out[name] = {**_scores(krr(xt, xv), y_val), "inputs": int(xt.shape[1]),
                          "seconds": round(time.perf_counter() - t0, 1)}
             print(name, out[name], flush=True)
 

@@ -134,6 +134,21 @@ def test_cached_prefix_gives_the_same_pooled_features(lite0, pooling):
         assert torch.allclose(whole[:, :32], maps[0].mean((2, 3)), atol=1e-6)
 
 
+def test_frozen_blocks_on_onnxruntime_match_torch(lite0):
+    from picinspector.models.multitask import HeadConfig
+    from picinspector.training.multitask import prefix_runner
+
+    model = MultiTaskNet(lite0, HeadConfig(in_features=4192, norm="batch"), EFFNET).eval()
+    x = np.random.default_rng(2).standard_normal((3, 3, 64, 96)).astype(np.float32)
+    run, engine = prefix_runner(model, 12, torch.device("cpu"), side=64)
+    assert engine == "onnxruntime"
+    fixed, h = run(x)
+    with torch.no_grad():
+        ref_fixed, ref_h = model.prefix(torch.from_numpy(x), 12)
+    assert fixed.shape == tuple(ref_fixed.shape) and h.shape == tuple(ref_h.shape) == (3, 112, 4, 6)
+    assert np.abs(fixed - ref_fixed.numpy()).max() < 1e-4 and np.abs(h - ref_h.numpy()).max() < 1e-4
+
+
 def test_input_size_must_suit_the_backbone(tmp_path, dataset):
     with pytest.raises(ValueError, match="multiple of 32"):
         _train(dataset, tmp_path / "run", short_side=70)
@@ -170,7 +185,8 @@ def test_partial_training_changes_only_the_unfrozen_blocks(run_dir, lite0):
     assert changed == {"stages.5.3", "stages.6.0", "head"}
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(cache_prefix=False, mode="full", cache_inputs=True)])
+@pytest.mark.parametrize("kw", [dict(), dict(cache_prefix=False, mode="full", cache_inputs=True),
+                                dict(cache_prefix=False, mode="frozen")])
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, dataset, kw):
     straight = _train(dataset, tmp_path / "straight", **kw)
     _train(dataset, tmp_path / "resumed", **{**kw, "epochs": 1})

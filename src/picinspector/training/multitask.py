@@ -452,12 +452,17 @@ def _extract_features(model: MultiTaskNet, samples: Sequence[Sample], pre: Prepr
                                          collate_fn=_collate, num_workers=opts.workers)
     task = progress.add_task("backbone features", total=len(todo))
     model.eval()
+    # a family that runs in two parts runs whole as a "prefix" of every block: on onnxruntime on a CPU
+    whole = prefix_runner(model, len(model.blocks()), device, opts.bf16, pre.short_side)[0] \
+        if todo and model._pooling.prefix is not None else None
     with torch.inference_mode():
         for n, items in enumerate(loader, start=1):
             for j, views, error in items:
                 sample = samples[todo[j]]
                 if views is None:
                     bad[sample.path] = error or "unreadable"
+                elif whole is not None:
+                    have[sample.path] = whole(views)[0].mean(0).astype(np.float32)
                 else:
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.bf16):
                         feats = model.pooled(torch.from_numpy(views).to(device))
@@ -497,8 +502,9 @@ def prefix_runner(model: MultiTaskNet, k: int, device: torch.device, bf16: bool 
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(_PrefixModule(model, k).eval(), (torch.zeros(1, 3, side, side),), buf, input_names=["x"],
-                              output_names=["fixed", "h"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"},
-                                                                         "fixed": {0: "n"}, "h": {0: "n", 2: "y", 3: "z"}},
+                              output_names=["fixed", "h"],
+                              dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "fixed": {0: "n"},
+                                            "h": {0: "n", 2: "y", 3: "z"}},
                               opset_version=18, do_constant_folding=True, dynamo=False)
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, torch.get_num_threads())
@@ -619,6 +625,9 @@ def train_multitask(samples: Sequence[Sample], run_dir: str | os.PathLike[str], 
     samples = [s for s in samples if s.mos01 is not None]
     if len(samples) < 2:
         raise ValueError(f"training needs at least 2 images with a MOS, got {len(samples)}")
+    family = family_of(opts.backbone)
+    pre = family.preprocess(opts.short_side, opts.crops)  # a bad --input-size fails before anything is touched
+    family.pooling(opts.pooling)
     if restart and run.is_dir():
         for name in (RUN_FILE, SPLIT_FILE, METRICS_CSV, METRICS_JSON, FEATURES_FILE, FEATURES_FILE + ".json",
                      BAD_FILE, "config.json", WEIGHTS_FILE, ONNX_FILE):
@@ -628,9 +637,6 @@ def train_multitask(samples: Sequence[Sample], run_dir: str | os.PathLike[str], 
                 f.unlink()
             (run / CHECKPOINT_DIR).rmdir()
     run.mkdir(parents=True, exist_ok=True)
-    family = family_of(opts.backbone)
-    pre = family.preprocess(opts.short_side, opts.crops)  # a bad --input-size fails before anything is loaded
-    family.pooling(opts.pooling)
     record = {"engine": family.name, "options": asdict(opts), "dataset": {"root": None, **(dataset or {})}}
     previous = _check_resume(run, record)
 
@@ -658,7 +664,8 @@ def train_multitask(samples: Sequence[Sample], run_dir: str | os.PathLike[str], 
     trained_scenes = bool(Targets.of(train).scene_mask.any())
     n_train = sum(p.numel() for p in model.backbone.parameters() if p.requires_grad)
     log(f"backbone {source}; {len(train)} training, {len(val)} validation images; mode {opts.mode} "
-        f"({n_train:,} backbone parameters train); device {device}; learns {', '.join(trained_scores)}{' and scenes' if trained_scenes else ''}")
+        f"({n_train:,} backbone parameters train); device {device}; learns {', '.join(trained_scores)}"
+        f"{' and scenes' if trained_scenes else ''}")
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     backbone_params = [p for p in model.backbone.parameters() if p.requires_grad]
@@ -782,7 +789,8 @@ def train_multitask(samples: Sequence[Sample], run_dir: str | os.PathLike[str], 
 def _train_batches(train: Sequence[Sample], batches: list[np.ndarray], pre: Preprocess, opts: TrainOptions,
                    epoch: int, feats: dict[str, np.ndarray] | None, bad: dict[str, str],
                    cache: dict[str, np.ndarray] | None = None,
-                   prefixes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Iterator[tuple[int, list[int], Any]]:
+                   prefixes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                   ) -> Iterator[tuple[int, list[int], Any]]:
     """(images asked for, indices kept, input) per batch: cached features in frozen mode; with
     ``prefixes`` one random cached view per photo as (fixed, maps); else one random training view per
     photo, read by ``opts.workers`` DataLoader processes."""

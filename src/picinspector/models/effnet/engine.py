@@ -38,7 +38,8 @@ class FineTuned:
         if config.family != "effnet":
             raise ValueError(f"{self.folder} holds a {config.family} model: serve it with --engine {config.family} "
                              f"--model {self.folder}")
-        self.config, self.path, self.threads, self._exif = config, self.folder / ONNX_FILE, max(1, int(threads)), exif_vector
+        self.config, self.path, self.threads = config, self.folder / ONNX_FILE, max(1, int(threads))
+        self._exif = exif_vector
 
     def forward(self, rgb: np.ndarray, exif: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scores (0-1, ``config.heads.scores`` order), scene probabilities (independent sigmoids) and the
