@@ -66,10 +66,10 @@ def main() -> int:
     split = json.loads((run / "split.json").read_text())
     record = json.loads((run / "run.json").read_text())
     _, samples = load_dataset(record["dataset"]["root"], record["dataset"].get("format"))
-    mos = {s.path: s.mos01 for s in samples}
-    train, val = split["train"], split["val"]
-    y_train = np.array([mos[p] for p in train])
-    y_val = np.array([mos[p] for p in val])
+    mos = {os.path.abspath(s.path): s.mos01 for s in samples}
+    train, val = split["train"], split["val"]  # as the trainer saw them (relative to where it ran)
+    y_train = np.array([mos[os.path.abspath(p)] for p in train])
+    y_val = np.array([mos[os.path.abspath(p)] for p in val])
     out: dict[str, dict] = {"_split": {"train": len(train), "val": len(val), "run": str(run)}}
 
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def main() -> int:
         t0 = time.perf_counter()
         names = json.loads((frun / "features.safetensors.json").read_text())
         stored = load_file(str(frun / "features.safetensors"))["features"].astype(np.float64)
-        row = {n: stored[i] for i, n in enumerate(names)}
+        row = {n: stored[i] for i, n in enumerate(names)}  # the same paths as split.json
         side = json.loads((frun / "config.json").read_text())["preprocessing"]["short_side"]
         out[f"frozen-krr@{side} (run features)"] = {
             **_scores(krr(np.stack([row[p] for p in train]), np.stack([row[p] for p in val])), y_val),

@@ -189,7 +189,15 @@ def test_partial_training_changes_only_the_unfrozen_blocks(run_dir, lite0):
                                 dict(cache_prefix=False, mode="frozen")])
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, dataset, kw):
     straight = _train(dataset, tmp_path / "straight", **kw)
-    _train(dataset, tmp_path / "resumed", **{**kw, "epochs": 1})
+
+    def interrupt_after_epoch_1(line: str) -> None:
+        if line.startswith("epoch 1/2"):
+            raise KeyboardInterrupt
+
+    _, samples = load_dataset(dataset, "csv")
+    with pytest.raises(KeyboardInterrupt):
+        train_multitask(samples, tmp_path / "resumed", _opts(**kw), dataset={"root": str(dataset), "format": "csv"},
+                        progress=False, log=interrupt_after_epoch_1)
     resumed = _train(dataset, tmp_path / "resumed", **kw)
     assert resumed.resumed_from == 1 and len(resumed.history) == 2
     assert [r["train_loss"] for r in resumed.history] == pytest.approx([r["train_loss"] for r in straight.history],
@@ -297,10 +305,11 @@ def test_cli_trains_with_freeze_and_serves_with_model(tmp_path, dataset):
 @pytest.mark.parametrize("args, message", [
     (["--freeze", "most"], "--freeze"),
     (["--freeze", "full", "--mode", "frozen"], "contradicts"),
-    (["--engine", "dinov2"], "effnet backbone"),
+    (["--engine", "dinov2"], "belongs to the effnet engine"),
     (["--input-size", "70"], "multiple of 32"),
 ])
 def test_cli_rejects_bad_training_flags(tmp_path, dataset, args, message):
     res = CliRunner().invoke(app, ["train", "--backbone", "efficientnet-lite0", "--dataset", str(dataset), "-o",
-                                   str(tmp_path / "x"), "--epochs", "1", "--no-progress", *args])
+                                   str(tmp_path / "x"), "--epochs", "1", "--no-progress", *args],
+                             env={"COLUMNS": "400"})
     assert res.exit_code == 2 and message in res.output, res.output

@@ -46,7 +46,7 @@ def _train_multitask(a: dict[str, Any], err: Console) -> int:
                                                       ("TrainOptions", "read_split_file", "train_multitask"))
     family = modules[1].family_of(a["backbone"]).name
     if family != engine:
-        raise _usage(f"--backbone {a['backbone']} is a {family} backbone, not for --engine {engine}", "--backbone")
+        raise _usage(f"--backbone {a['backbone']} belongs to the {family} engine, not --engine {engine}", "--backbone")
     if a["dataset"] is None:
         raise _usage(f"train --engine {engine} needs --dataset DIR", "--dataset")
     mode, unfreeze_last = a["mode"], a["unfreeze_last"]

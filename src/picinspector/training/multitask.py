@@ -274,8 +274,9 @@ def _resized(path: str, pre: Preprocess, cache: dict[str, np.ndarray] | None) ->
     if cache is not None and path in cache:
         return cache[path].astype(np.float32)
     img = pre.resized(load_photo(path).rgb)
-    if cache is not None:
+    if cache is not None:  # every read gives the cached value, so a resumed run sees what it would have seen
         cache[path] = img.astype(np.float16)
+        return cache[path].astype(np.float32)
     return img
 
 
@@ -704,11 +705,14 @@ def train_multitask(samples: Sequence[Sample], run_dir: str | os.PathLike[str], 
     with progress_bar(progress, len(samples)) as bar:
         feats: dict[str, np.ndarray] = {}
         prefixes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
-        if frozen:
-            feats = _extract_features(model, list(train) + list(val), pre, run, device, opts, bar, bad)
-        elif prefix_k is not None and start_epoch < opts.epochs and stale < opts.patience:
-            prefixes = _extract_prefix(model, list(train) + list(val), {s.path for s in train}, pre, prefix_k, device,
-                                       opts, bar, bad, log)
+        # extraction leaves the RNG alone (a DataLoader draws a seed from it), so that a resumed run
+        # continues the random stream it saved after its last epoch
+        with torch.random.fork_rng(devices=[]):
+            if frozen:
+                feats = _extract_features(model, list(train) + list(val), pre, run, device, opts, bar, bad)
+            elif prefix_k is not None and start_epoch < opts.epochs and stale < opts.patience:
+                prefixes = _extract_prefix(model, list(train) + list(val), {s.path for s in train}, pre, prefix_k,
+                                           device, opts, bar, bad, log)
         if stale >= opts.patience and start_epoch < opts.epochs:
             log(f"early stopping had ended this run after epoch {start_epoch}; not training further")
             start_epoch = opts.epochs
