@@ -23,6 +23,7 @@ from picinspector.datasets import CaptionSample
 from picinspector.models import WeightsNotFound
 from picinspector.models import vlm as vlm_mod
 from picinspector.training import lora
+from picinspector.pipeline import default_engine  # noqa: E402
 
 CAPTIONS = [
     "The photo is sharp and well exposed, with bright colours.",
@@ -410,7 +411,7 @@ def test_cli_train_eval_and_analyze_with_the_vlm_writer(tmp_path, base, samples)
                               "--device", "cpu"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout.strip().splitlines()[-1])
-    assert row["engine"] == "classic" and isinstance(row["feedback"], str) and row["feedback"]
+    assert row["engine"] == default_engine() and isinstance(row["feedback"], str) and row["feedback"]
 
     res = runner.invoke(app, ["analyze", photo, "--vlm-model", str(run_dir)])
     assert res.exit_code == 2 and "applies to --feedback vlm" in res.output
