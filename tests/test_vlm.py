@@ -24,6 +24,7 @@ from picinspector.models import WeightsNotFound
 from picinspector.pipeline import default_engine
 from picinspector.models import vlm as vlm_mod
 from picinspector.training import lora
+from picinspector.pipeline import default_engine  # noqa: E402
 
 CAPTIONS = [
     "The photo is sharp and well exposed, with bright colours.",

@@ -74,7 +74,7 @@ def default_engine(options: Any = ()) -> str:
     (names), else ``classic`` (e.g. ``quality_model=...`` means the classic engine)."""
     from .models.effnet.engine import available
 
-    return "effnet" if available() and set(options) <= {"quality_head", "scene_head"} else "classic"
+    return "effnet" if available() and set(options) <= {"quality_head", "scene_head", "model"} else "classic"
 
 
 #: Engines by name. A factory takes the engine's own options and returns an `Engine`; deep engines

@@ -23,7 +23,8 @@ QualityModelOpt = Annotated[Optional[str], typer.Option(
     help="Classic engine: a model from `fit-quality` instead of the shipped one ('handmade': no model).")]
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", metavar="RUN_DIR", help="dinov2 engine (and eval --engine vlm): a trained model, i.e. a `train` "
-                                       "run folder.")]
+                                       "run folder; effnet engine: a fine-tuned run (`train --backbone "
+                                       "efficientnet-lite0`) instead of the shipped heads.")]
 DeviceOpt = Annotated[Optional[str], typer.Option(
     "--device", help="dinov2 engine and vlm writer: auto (default), cpu, cuda, cuda:1, mps.")]
 CropsOpt = Annotated[Optional[int], typer.Option(
@@ -36,8 +37,11 @@ Bf16Opt = Annotated[Optional[bool], typer.Option(
 _ENGINE_FLAGS: dict[str, dict[str, str]] = {
     "classic": {"quality_model": "--quality-model"},
     "dinov2": {"model": "--model", "device": "--device", "crops": "--crops", "bf16": "--bf16"},
-    "effnet": {},
+    "effnet": {"model": "--model"},
 }
+
+#: Engines that cannot run without ``--model`` (the effnet engine has shipped heads; dinov2 has none).
+_NEEDS_MODEL = {"dinov2"}
 
 EngineOpt = Annotated[Optional[str], typer.Option(
     "--engine", help="Scoring engine: effnet (default where it can run), classic or dinov2.", show_default=False)]
@@ -72,7 +76,7 @@ def _engine_options(engine: str, **given: Any) -> dict[str, Any]:
             owner = next((e for e, flags in _ENGINE_FLAGS.items() if name in flags), "another")
             flag = next((f[name] for f in _ENGINE_FLAGS.values() if name in f), name)
             raise _usage(f"{flag} applies to the {owner} engine, not {engine}", flag)
-    if "model" in takes and given.get("model") is None:
+    if engine in _NEEDS_MODEL and given.get("model") is None:
         raise _usage(f"the {engine} engine needs --model RUN_DIR (a folder made by `picinspector train --engine "
                      f"{engine}`)", "--model")
     return {k: v for k, v in given.items() if v is not None}

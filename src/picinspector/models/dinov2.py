@@ -30,21 +30,20 @@ Photography", CVPR 2020 (SPAQ; the MT-A/MT-E/MT-S multi-task baselines).
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-import cv2
 import numpy as np
 
 from ..report import SCORE_NAMES
-from ..scene import SCENES
 from ._device import pick_device
-from ._weights import WeightsNotFound, resolve_weights
+from ._weights import WeightsNotFound, resolve_weights  # noqa: F401  (re-exported)
+from .multitask._config import (CONFIG_FILE, EXIF_FEATURES, EXIF_INPUTS, IMAGENET_MEAN, IMAGENET_STD,  # noqa: F401
+                                LEGACY_FORMAT, WEIGHTS_FILE, HeadConfig, ModelConfig, Preprocess, exif_vector)
+from .multitask._config import read_config as _read_config
 
 try:
     import torch
@@ -53,14 +52,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the deep
     raise ImportError("the dinov2 engine needs PyTorch and transformers: pip install torch==2.13.0 (CPU build; "
                       "or the build for your GPU from pytorch.org), then pip install \"picinspector[deep]\"") from exc
 
-#: Format tag written into every model folder's config.json.
-FORMAT = "picinspector-dinov2"
-FORMAT_VERSION = 1
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+from .multitask._torch import MultiTaskNet, build_model, save_model  # noqa: E402,F401  (re-exported)
+from .multitask._torch import load_model as _load_model  # noqa: E402
 
-#: ImageNet statistics, which DINOv2 was trained with.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Format tag of DINOv2-only versions' config.json (still read; new runs write `multitask.FORMAT`).
+FORMAT = LEGACY_FORMAT
 
 
 @dataclass(frozen=True)
@@ -130,133 +126,10 @@ def load_backbone(name: str | os.PathLike[str], *, allow_download: bool = True) 
 
 
 # --------------------------------------------------------------------------------------------------
-# Preprocessing
+# The network, saving and loading: the backbone-agnostic multi-task model (`~.multitask`)
 
 
-@dataclass(frozen=True)
-class Preprocess:
-    """How a photo becomes backbone input (recorded in every model's config).
-
-    Attributes
-    ----------
-    short_side : int
-        The shorter side after resizing, and the side of the square crops (a multiple of the patch
-        size keeps every pixel in a patch).
-    crops : int
-        Crops per photo at test time, evenly spaced along the longer side, outputs averaged.
-    mean, std : tuple of float
-        Per-channel normalisation (ImageNet).
-    """
-
-    short_side: int = 448
-    crops: int = 3
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def __post_init__(self) -> None:
-        if self.short_side < 14:
-            raise ValueError(f"short_side must be at least one patch (14 px), got {self.short_side}")
-        if self.crops < 1:
-            raise ValueError(f"crops must be >= 1, got {self.crops}")
-
-    def resized(self, rgb: np.ndarray) -> np.ndarray:
-        """``rgb`` (H, W, 3) float in [0, 1] resized so that its shorter side is ``short_side``
-        (area averaging when shrinking, bicubic when enlarging), aspect ratio kept."""
-        h, w = rgb.shape[:2]
-        scale = self.short_side / min(h, w)
-        size = (max(self.short_side, int(round(w * scale))), max(self.short_side, int(round(h * scale))))
-        if size == (w, h):
-            return np.ascontiguousarray(rgb, dtype=np.float32)
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        return np.clip(cv2.resize(np.asarray(rgb, np.float32), size, interpolation=interp), 0.0, 1.0)
-
-    def crop_origins(self, resized_shape: Sequence[int], n: int | None = None) -> list[tuple[int, int]]:
-        """Top-left corners of ``n`` (default ``crops``) square crops spread evenly along the longer side."""
-        n = self.crops if n is None else n
-        h, w = resized_shape[:2]
-        s = self.short_side
-        if n == 1:
-            return [((h - s) // 2, (w - s) // 2)]
-        if w >= h:
-            return [((h - s) // 2, int(round(i * (w - s) / (n - 1)))) for i in range(n)]
-        return [(int(round(i * (h - s) / (n - 1))), (w - s) // 2) for i in range(n)]
-
-    def normalise(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) in [0, 1] -> (N, 3, S, S) float32, normalised."""
-        x = (crops - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
-
-    def test_views(self, rgb: np.ndarray, n: int | None = None) -> np.ndarray:
-        """The ``n`` test-time crops of a photo, normalised: (n, 3, S, S)."""
-        img = self.resized(rgb)
-        s = self.short_side
-        return self.normalise(np.stack([img[y:y + s, x:x + s] for y, x in self.crop_origins(img.shape, n)]))
-
-    def train_view(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One random crop with a random horizontal flip (quality-preserving augmentation): (3, S, S)."""
-        img = self.resized(rgb)
-        s = self.short_side
-        y = int(rng.integers(0, img.shape[0] - s + 1))
-        x = int(rng.integers(0, img.shape[1] - s + 1))
-        crop = img[y:y + s, x:x + s]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        return self.normalise(crop[None])[0]
-
-
-# --------------------------------------------------------------------------------------------------
-# Capture settings (MT-E)
-
-#: EXIF inputs: (key in Photo.exif / Sample.exif, transform to a roughly unit-scale number).
-EXIF_INPUTS: dict[str, Any] = {
-    "iso": lambda v: math.log2(v / 100.0) / 4.0,
-    "exposure_time_s": lambda v: math.log2(v * 60.0) / 4.0,
-    "f_number": lambda v: math.log2(v / 2.0),
-}
-EXIF_FEATURES = 2 * len(EXIF_INPUTS)  # value and "present" flag for each
-
-
-def exif_vector(exif: Mapping[str, Any] | None) -> np.ndarray:
-    """Capture settings as model input: for each of `EXIF_INPUTS` a scaled log value and a flag
-    saying whether it was present (missing or invalid values are 0 with flag 0)."""
-    out = np.zeros(EXIF_FEATURES, np.float32)
-    for i, (key, transform) in enumerate(EXIF_INPUTS.items()):
-        value = (exif or {}).get(key)
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(v) and v > 0:
-            out[2 * i], out[2 * i + 1] = float(np.clip(transform(v), -4.0, 4.0)), 1.0
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# The network
-
-
-@dataclass
-class HeadConfig:
-    """Shapes of the two heads (recorded in config.json)."""
-
-    in_features: int
-    hidden: int = 256
-    dropout: float = 0.1
-    exif: bool = False
-    scores: tuple[str, ...] = SCORE_NAMES
-    scenes: tuple[str, ...] = SCENES
-
-    @property
-    def head_inputs(self) -> int:
-        return self.in_features + (EXIF_FEATURES if self.exif else 0)
-
-
-def _mlp(n_in: int, hidden: int, n_out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.LayerNorm(n_in), nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, n_out))
-
-
-class MultiTaskIQA(nn.Module):
+class MultiTaskIQA(MultiTaskNet):
     """DINOv2 backbone + score head (6 outputs, 0-1 scale) + scene head (9 logits).
 
     Parameters
@@ -267,124 +140,20 @@ class MultiTaskIQA(nn.Module):
     """
 
     def __init__(self, backbone: Any, heads: HeadConfig) -> None:
-        super().__init__()
-        if heads.in_features != 2 * backbone.config.hidden_size:
-            raise ValueError(f"heads expect {heads.in_features} features; the backbone gives "
-                             f"{2 * backbone.config.hidden_size}")
-        self.backbone = backbone
-        self.heads = heads
-        self.score_head = _mlp(heads.head_inputs, heads.hidden, len(heads.scores), heads.dropout)
-        self.scene_head = _mlp(heads.head_inputs, heads.hidden, len(heads.scenes), heads.dropout)
-
-    def pooled(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, 2 * hidden): the CLS token next to the mean of the patch tokens."""
-        tokens = self.backbone(pixel_values=pixel_values).last_hidden_state  # layer-normed by Dinov2Model
-        return torch.cat([tokens[:, 0], tokens[:, 1:].mean(dim=1)], dim=1)
-
-    def from_features(self, features: torch.Tensor, exif: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Heads on pooled features (so a frozen backbone's features can be cached)."""
-        if self.heads.exif:
-            if exif is None:
-                exif = features.new_zeros((features.shape[0], EXIF_FEATURES))
-            features = torch.cat([features, exif.to(features.dtype)], dim=1)
-        return {"scores": self.score_head(features), "scene_logits": self.scene_head(features)}
-
-    def forward(self, pixel_values: torch.Tensor, exif: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return self.from_features(self.pooled(pixel_values), exif)
-
-
-# --------------------------------------------------------------------------------------------------
-# Saving and loading
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild and serve a trained model (``config.json``)."""
-
-    backbone_source: str
-    backbone_config: dict[str, Any]
-    preprocess: Preprocess
-    heads: HeadConfig
-    trained_scores: tuple[str, ...] = SCORE_NAMES
-    trained_scenes: bool = True
-    metrics: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "backbone": {"source": self.backbone_source, "config": self.backbone_config},
-                "preprocessing": {**asdict(self.preprocess), "input": "picinspector.io working image (long side "
-                                  "<= 1024), float sRGB in [0, 1]", "resize": "shorter side, area/bicubic"},
-                "heads": {**asdict(self.heads), "pooling": "cls+mean_patch"},
-                "labels": {"scores": list(self.heads.scores), "scenes": list(self.heads.scenes),
-                           "score_scale": "0-1 in the network, x100 in reports"},
-                "trained": {"scores": list(self.trained_scores), "scenes": self.trained_scenes},
-                "metrics": self.metrics, "training": self.training}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "config.json") -> "ModelConfig":
-        if d.get("format") != FORMAT:
-            raise ValueError(f"{where}: not a PicInspector DINOv2 model (format {d.get('format')!r}, expected "
-                             f"{FORMAT!r})")
-        if int(d.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"{where}: made by a newer PicInspector (format version {d['format_version']})")
-        pre = {k: d["preprocessing"][k] for k in ("short_side", "crops", "mean", "std")}
-        heads = {k: d["heads"][k] for k in ("in_features", "hidden", "dropout", "exif", "scores", "scenes")}
-        return cls(backbone_source=d["backbone"]["source"], backbone_config=dict(d["backbone"]["config"]),
-                   preprocess=Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in pre.items()}),
-                   heads=HeadConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in heads.items()}),
-                   trained_scores=tuple(d["trained"]["scores"]), trained_scenes=bool(d["trained"]["scenes"]),
-                   metrics=dict(d.get("metrics") or {}), training=dict(d.get("training") or {}))
-
-
-def build_model(config: ModelConfig) -> MultiTaskIQA:
-    """An untrained network with the shapes of ``config`` (weights are loaded separately)."""
-    from transformers import Dinov2Config, Dinov2Model
-
-    return MultiTaskIQA(Dinov2Model(Dinov2Config.from_dict(config.backbone_config)), config.heads)
-
-
-def save_model(model: MultiTaskIQA, config: ModelConfig, folder: str | os.PathLike[str]) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, folder / WEIGHTS_FILE)
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, folder / CONFIG_FILE)
-    return folder
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+        super().__init__(backbone, heads, "dinov2")
 
 
 def read_config(folder: str | os.PathLike[str]) -> ModelConfig:
-    """The `ModelConfig` of a model folder; a clear error when the folder is not one."""
-    folder = Path(folder).expanduser()
-    path = folder / CONFIG_FILE
-    hint = "make one with `picinspector train --engine dinov2 ... -o RUN_DIR`"
-    if not folder.is_dir():
-        raise WeightsNotFound(f"dinov2 model {folder} is not a folder; {hint}")
-    missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / n).is_file()]
-    if missing:
-        raise WeightsNotFound(f"dinov2 model folder {folder} lacks {' and '.join(missing)}: not a finished run "
-                              f"(a run writes them when its first epoch ends); {hint}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return ModelConfig.from_dict(data, str(path))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a readable PicInspector DINOv2 config ({type(exc).__name__}: {exc})") from None
+    """The `ModelConfig` of a DINOv2 model folder; a clear error when the folder is not one (or holds
+    another backbone family's model, which says which engine serves it)."""
+    config = _read_config(folder, "dinov2")
+    if config.family != "dinov2":
+        raise ValueError(f"{folder} holds a {config.backbone_name or config.family} model, not DINOv2: serve it "
+                         f"with --engine {config.family} --model {folder}")
+    return config
 
 
-def load_model(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[MultiTaskIQA, ModelConfig]:
+def load_model(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[MultiTaskNet, ModelConfig]:
     """A trained model and its config from a folder written by `save_model` (a training run's folder).
 
     Raises
@@ -394,16 +163,8 @@ def load_model(folder: str | os.PathLike[str], device: str | torch.device = "cpu
     ValueError
         The files are not a PicInspector DINOv2 model, or their shapes disagree.
     """
-    from safetensors.torch import load_file
-
-    config = read_config(folder)
-    model = build_model(config)
-    state = load_file(str(Path(folder).expanduser() / WEIGHTS_FILE))
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{folder}/{WEIGHTS_FILE} does not match its config.json: missing "
-                         f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
-    return model.to(device).eval(), config
+    read_config(folder)
+    return _load_model(folder, device, engine="dinov2")
 
 
 # --------------------------------------------------------------------------------------------------

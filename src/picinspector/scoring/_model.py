@@ -160,8 +160,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _need(arrays: dict[str, np.ndarray], name: str, kinds: str, shape: tuple, where: str) -> np.ndarray:
-    """``arrays[name]``, checked: dtype kind in ``kinds``, shape (None = any length), finite floats."""
+def _need(arrays: dict[str, np.ndarray], name: str, kinds: str, shape: tuple, where: str,
+          allow_inf: bool = False) -> np.ndarray:
+    """``arrays[name]``, checked: dtype kind in ``kinds``, shape (None = any length), finite floats
+    (or +inf too, with ``allow_inf``)."""
     if name not in arrays:
         raise ModelFileError(f"{where}: array {name!r} is missing")
     value = arrays[name]
@@ -171,7 +173,7 @@ def _need(arrays: dict[str, np.ndarray], name: str, kinds: str, shape: tuple, wh
     if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
         want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ModelFileError(f"{where}: array {name!r} has shape {value.shape}, expected {want}")
-    if value.dtype.kind == "f" and not np.isfinite(value).all():
+    if value.dtype.kind == "f" and not (np.isfinite(value) | (allow_inf & (value == np.inf))).all():
         raise ModelFileError(f"{where}: array {name!r} holds NaN or infinity")
     return value
 
@@ -308,10 +310,13 @@ class QualityModel:
                 f"({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}); refit it with "
                 "`picinspector fit-quality`")
         d = len(names)
-        for name in ("x_fill", "x_mean", "x_scale"):
+        for name in ("x_fill", "x_mean"):
             _need(arrays, name, "f", (d,), str(path))
-        if (arrays["x_scale"] == 0).any():
-            raise ModelFileError(f"{path}: x_scale holds a zero")
+        # +inf marks a feature that was constant on the training photos: it taught nothing, and
+        # standardises to 0 whatever a new photo's value (`training.fit_quality.Preprocess`).
+        scale = arrays["x_scale"] = _need(arrays, "x_scale", "f", (d,), str(path), allow_inf=True)
+        if not (scale > 0).all():
+            raise ModelFileError(f"{path}: x_scale must be positive (a zero, a negative or NaN)")
         used = {"x_fill", "x_mean", "x_scale"}
         if "x_proj" in arrays:  # the members then read the k projected values
             d = _need(arrays, "x_proj", "f", (d, None), str(path)).shape[1]
