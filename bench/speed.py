@@ -167,7 +167,7 @@ def profile_groups(paths: list[str], repeat: int) -> tuple[dict[str, float], flo
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        ins = Inspector(threads=1)
+        ins = Inspector(engine="classic", threads=1)
         steps = ["load (DCT-domain decode)", "luma", "Lab", *MEASURE_GROUPS, "scores + scene + feedback"]
         times: dict[str, list[float]] = {k: [] for k in steps}
         for path in paths:
@@ -206,7 +206,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="add per-measure-group timings")
     args = ap.parse_args()
     files = make_files(args.per_kind)
-    inspectors = {"2 threads (default)": Inspector(), "1 thread": Inspector(threads=1)}
+    # The classic engine: its target is a share of one decode (the effnet engine: bench/effnet_speed.py).
+    inspectors = {"2 threads (default)": Inspector(engine="classic"), "1 thread": Inspector(engine="classic", threads=1)}
     first = next(iter(files.values()))[0]
     for ins in inspectors.values():
         ins.analyze(first)  # warm-up: cascades, caches, thread pool
