@@ -50,6 +50,24 @@ def _key(path: str) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
+def still_to_do(paths: Iterable[str], done: set[str], summary: Any, key: Callable[[str], str] = _key) -> list[str]:
+    """The inputs a resumed run still has to analyse, in order: each path once (by ``key``), those
+    whose key is in ``done`` counted in ``summary.skipped``, every distinct one in ``summary.total``."""
+    todo: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        k = key(path)
+        if k in seen:
+            continue
+        seen.add(k)
+        summary.total += 1
+        if k in done:
+            summary.skipped += 1
+        else:
+            todo.append(path)
+    return todo
+
+
 def _is_image_name(name: str) -> bool:
     from .io import SUPPORTED_EXTENSIONS
 
@@ -997,18 +1015,7 @@ def run_batch(paths: Sequence[str], output: str | os.PathLike[str], *, jobs: int
             paths = [*paths, *retry]
         done = {_key(r.path) for r in existing}
 
-        todo: list[str] = []
-        seen: set[str] = set()
-        for path in paths:
-            key = _key(path)
-            if key in seen:
-                continue
-            seen.add(key)
-            summary.total += 1
-            if key in done:
-                summary.skipped += 1
-            else:
-                todo.append(path)
+        todo = still_to_do(paths, done, summary)
 
         rows = iter_rows(todo, jobs=jobs, inspector_options=inspector_options, stop=signals.requested,
                          notes=log.write, worker_stderr=log.fd)  # validates before writing

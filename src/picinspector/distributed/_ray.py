@@ -278,6 +278,8 @@ def run_ray(paths: Sequence[str], output: str | os.PathLike[str], *, inspector_o
 def _run(store, paths: list[str], options: dict[str, Any], *, address, actors, cpus_per_actor, gpus_per_actor,
          batch_size, retry_errors, progress, part_rows, part_seconds, num_cpus, object_store_memory, on_commit,
          started, actor_class) -> RaySummary:
+    from ..batch import still_to_do
+
     summary = RaySummary(output=store.output)
     existing = store.existing()
     if retry_errors:
@@ -285,18 +287,7 @@ def _run(store, paths: list[str], options: dict[str, Any], *, address, actors, c
         paths = [*paths, *retry]
         existing = [(p, e) for p, e in existing if not e]
     done = {path_key(p) for p, _ in existing}
-    todo: list[str] = []
-    seen: set[str] = set()
-    for path in paths:
-        key = path_key(path)
-        if key in seen:
-            continue
-        seen.add(key)
-        summary.total += 1
-        if key in done:
-            summary.skipped += 1
-        else:
-            todo.append(path)
+    todo = still_to_do(paths, done, summary, key=path_key)
     if not todo:  # nothing to do: no Ray start-up at all
         summary.elapsed_s = time.perf_counter() - started
         return summary
