@@ -102,6 +102,13 @@ _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, 
                 zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError)
 
 
+def save_npz(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write a model file: the arrays and the JSON ``meta`` as a text array, compressed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file, read with every size checked before it is allocated.
 
@@ -334,9 +341,7 @@ class QualityModel:
         return cls(meta, arrays)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, meta=np.array(json.dumps(self.meta, sort_keys=True)), **self.arrays)
+        save_npz(path, self.meta, self.arrays)
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Fill missing values with the training medians, standardise, clip to +-``Z_CLIP`` standard

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ...scoring._model import ModelFileError, QualityModel
+from ...scoring._model import ModelFileError, QualityModel, _read_npz, save_npz
 from ._config import get_backbone
 
 #: The heads shipped in the package.
@@ -186,8 +186,7 @@ class SceneHead:
         if not path.is_file():
             raise ModelFileError(f"{path}: scene head not found; fit one with `picinspector fit-scene`")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            arrays = dict(_read_npz(path))  # sizes checked before anything is allocated, nothing unpickled
             meta = json.loads(str(arrays.pop("meta")))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelFileError(f"{path}: not a readable scene head ({exc})") from exc
@@ -199,9 +198,7 @@ class SceneHead:
         return cls(meta, arrays)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, meta=np.array(json.dumps(self.meta, sort_keys=True)), **self.arrays)
+        save_npz(path, self.meta, self.arrays)
 
     def predict_x(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (n, classes) for raw input rows (n, d)."""
