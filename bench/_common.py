@@ -21,3 +21,13 @@ def biq_images(n: int, seed: int = 0) -> list[Path]:
     files = sorted(folder.glob("*.jpg"))
     idx = np.random.default_rng(seed).choice(len(files), size=min(n, len(files)), replace=False)
     return [files[i] for i in sorted(idx)]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory (MB) of this process's own address space: ``VmHWM`` from /proc, which,
+    unlike ``ru_maxrss``, does not carry over the parent's peak into a child started by fork + exec."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from _common import WORK
+from _common import WORK, peak_rss_mb
 
 import numpy as np
 from PIL import Image
@@ -69,9 +68,9 @@ def make_12mp(n: int) -> list[str]:
 
 def peak_rss(paths: list[str], engine: str) -> float:
     """Peak resident memory (MB) of a fresh process that analyses ``paths`` with ``engine``."""
-    code = (f"import resource, sys\nfrom picinspector import Inspector\nins = Inspector(engine={engine!r})\n"
-            "for p in sys.argv[1:]:\n    ins.analyze(p)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    code = (f"import sys\nsys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+            f"from _common import peak_rss_mb\nfrom picinspector import Inspector\nins = Inspector(engine={engine!r})\n"
+            "for p in sys.argv[1:]:\n    ins.analyze(p)\nprint(peak_rss_mb())")
     out = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -133,7 +132,7 @@ def main() -> None:
     print(f"effnet adds {med['effnet'][0] - med['classic'][0]:.1f} ms wall ({med['effnet'][1] - med['classic'][1]:.1f} "
           "ms CPU) per photo at the median")
     print(f"peak resident memory of this process (both engines loaded): "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; of a fresh process analysing these "
+          f"{peak_rss_mb():.0f} MB; of a fresh process analysing these "
           f"files with one engine: effnet {peak_rss(paths, 'effnet'):.0f} MB, classic {peak_rss(paths, 'classic'):.0f} MB")
     if args.batch:
         from picinspector.batch import run_batch

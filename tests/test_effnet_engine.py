@@ -71,6 +71,73 @@ def test_embed_gives_the_report_embedding_and_near_duplicates_are_close(samples,
         Inspector(engine="classic").embed(samples["china"])
 
 
+def test_the_network_runs_beside_the_measures_and_gives_the_same_report(samples, effnet):
+    """With two threads the inspector runs the engine's `prepare` (the network) on its engine thread
+    while the measures run; the report is the one the sequential one-thread inspector gives."""
+    import threading
+
+    from picinspector.models.effnet.engine import EffnetEngine
+
+    seen = []
+    original = EffnetEngine.prepare
+
+    def spy(self, photo):
+        seen.append(threading.current_thread().name)
+        return original(self, photo)
+
+    with Inspector(engine="effnet", threads=2) as two:
+        two.engine.prepare = spy.__get__(two.engine)
+        overlapped = two.analyze(samples["coffee"])
+    assert seen and seen[0].startswith("picinspector-engine")
+    sequential = effnet.analyze(samples["coffee"])
+    assert overlapped.to_dict() == sequential.to_dict()
+    np.testing.assert_array_equal(overlapped.extras["embedding"], sequential.extras["embedding"])
+
+
+def test_an_error_in_the_network_run_reaches_the_caller(samples):
+    class Broken(RuntimeError):
+        pass
+
+    def fail(photo):
+        raise Broken("the network failed")
+
+    with Inspector(engine="effnet", threads=2) as ins:
+        ins.engine.prepare = fail
+        with pytest.raises(Broken, match="network failed"):
+            ins.analyze(samples["coffee"])
+
+
+def test_the_quality_head_runs_on_one_blas_thread_per_photo():
+    """Its per-photo products run on one OpenBLAS thread (idle OpenBLAS threads spin after a call and
+    take a core from the next photo); a large batch keeps BLAS's own thread count."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from picinspector.models.effnet._heads import QualityHead
+    from picinspector.scoring import _model
+
+    model = QualityHead.load().model
+    assert model._large
+    counts = []
+    kind, weight, arrays = model._members[0]
+
+    def spy(a, z):
+        counts.append(max((i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"),
+                          default=None))
+        return kind(a, z)
+
+    model.__dict__["_members"] = [(spy, weight, arrays)]
+    try:
+        x = np.zeros((1, len(model.features)))
+        model.predict_raw(x)
+        model.predict_raw(np.zeros((_model.SMALL_BATCH + 1, len(model.features))))
+    finally:
+        del model.__dict__["_members"]
+    blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("NumPy here uses no BLAS that threadpoolctl can see")
+    assert counts[0] == 1
+    assert counts[1] == max(blas)
+
+
 def test_effnet_is_the_default_where_it_can_run(monkeypatch):
     from picinspector.models.effnet import engine
 

@@ -191,3 +191,30 @@ def test_bad_input_raises():
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError):
         E.lightness_stats(bad)
+
+
+def test_whole_image_statistics_read_a_512px_copy_of_a_large_working_image():
+    """Exposure and colour read `Photo.stats_rgb`: the working image itself up to 512 px long side
+    (so the 512-px training photos are measured exactly as before), an area-averaged copy above. On a
+    1024x768 image of flat blocks the copy changes nothing that people would see: the same clipped
+    and crushed shares, lightness and colourfulness."""
+    from picinspector.io._photo import STATS_LONG_SIDE
+    from picinspector.measures._color import measure_color
+
+    small = np.zeros((384, 512, 3), np.uint8)
+    small[:192, :256] = 255                 # white: clipped
+    small[:192, 256:] = (200, 40, 40)       # red
+    small[192:, :256] = 118                 # mid grey
+    big = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)  # 1024x768, the same blocks
+    p_small, p_big = photo_u8(small), photo_u8(big)
+    assert p_small.stats_rgb is p_small.rgb and p_small.stats_lab is p_small.lab
+    assert max(p_big.stats_rgb.shape[:2]) == STATS_LONG_SIDE
+    np.testing.assert_allclose(p_big.stats_rgb, p_small.rgb, atol=1e-6)
+    a, b = E.measure_exposure(p_big), E.measure_exposure(p_small)
+    assert a["highlights_clipped_pct"] == pytest.approx(25.0, abs=0.01)  # the white block
+    assert a["shadows_crushed_pct"] == pytest.approx(25.0, abs=0.01)                 # the black block
+    for key in KEYS:
+        assert a[key] == pytest.approx(b[key], abs=1e-4), key
+    ca, cb = measure_color(p_big), measure_color(p_small)
+    assert ca["colorfulness"] == pytest.approx(cb["colorfulness"], rel=1e-5)
+    assert ca["saturation_mean"] == pytest.approx(cb["saturation_mean"], rel=1e-5)

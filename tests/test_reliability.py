@@ -99,6 +99,13 @@ def _env(tag: str) -> dict:
     return {**ENV, "PICINSPECTOR_TEST_TAG": tag}
 
 
+def _ctrl_c_reaches_it() -> None:
+    """Popen ``preexec_fn``: Ctrl-C at its default in the child. The CLI keeps an inherited SIGINT
+    ignore (a job started with ``&`` by a script), so a test run that was itself started in the
+    background (nohup pytest ... &) would otherwise see Ctrl-C do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _family(proc: subprocess.Popen, want: int, timeout: float = 60) -> list:
     """The descendants of ``proc`` once there are ``want`` of them (workers + resource tracker)."""
     deadline = time.monotonic() + timeout
@@ -213,7 +220,8 @@ def test_double_ctrl_c_and_sigterm_stop_at_once_cleanly(tmp_path, signals, code)
     out = tmp_path / "out.jsonl"
     cmd = [*CLI, "analyze", str(folder), "-o", str(out), "-j", "2", "--no-progress"]
     tag = f"stop-{os.getpid()}-{code}"
-    proc = subprocess.Popen(cmd, env=_env(tag), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=_env(tag), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_ctrl_c_reaches_it)
     _wait_for_rows(out, 1, proc)
     sent = time.monotonic()
     for sig in signals:
@@ -239,7 +247,8 @@ def test_signals_while_workers_start_print_no_traceback(tmp_path):
     cmd = [*CLI, "analyze", str(folder), "-o", str(out), "-j", "2", "--no-progress"]
     for sig in (signal.SIGINT, signal.SIGKILL):
         tag = f"start-{os.getpid()}-{sig}"
-        proc = subprocess.Popen(cmd, env=_env(tag), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, env=_env(tag), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=_ctrl_c_reaches_it)
         _family(proc, 1)  # the first process spawned: the workers are starting
         proc.send_signal(sig)
         stdout, stderr = (s.decode(errors="replace") for s in proc.communicate(timeout=60))

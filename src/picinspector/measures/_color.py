@@ -271,11 +271,12 @@ def color_cast(rgb) -> tuple[float, float] | None:
     cost=11,
 )
 def measure_color(photo: Photo) -> dict:
-    """Colour group for one photo (adapter over the pure functions)."""
-    cast = color_cast(photo.rgb)
+    """Colour group for one photo (adapter over the pure functions), on the statistics copy
+    (`~picinspector.io.Photo.stats_rgb`: the working image up to 512 px long side)."""
+    cast = color_cast(photo.stats_rgb)
     out = {
-        "colorfulness": colorfulness(photo.rgb),
-        "saturation_mean": saturation_mean(photo.lab),
+        "colorfulness": colorfulness(photo.stats_rgb),
+        "saturation_mean": saturation_mean(photo.stats_lab),
         "cast_a": None,
         "cast_b": None,
         "cast_strength": None,

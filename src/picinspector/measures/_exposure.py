@@ -1,7 +1,7 @@
 """Exposure: lightness, clipped highlights, crushed shadows, exposure error and dynamic range.
 
 The lightness statistics come from one 256-bin histogram of CIE L* (from the cached
-``photo.lab``), quantised on a square-root scale so that bins are fine in the shadows (0.08 L* at
+``photo.stats_lab``: the working image up to 512 px long side), quantised on a square-root scale so that bins are fine in the shadows (0.08 L* at
 L* = 1) and still 0.55 L* at mid-grey; 8-bit histograms are what OpenCV computes fastest. L* is a
 monotone function of the relative luminance Y, so quantiles of L* map to quantiles of Y and the
 log-average of Y is a weighted sum over the bins.
@@ -420,5 +420,6 @@ def exposure_measures(rgb, lab, luma) -> dict:
     cost=7,
 )
 def measure_exposure(photo: Photo) -> dict:
-    """Exposure group for one photo (adapter over :func:`exposure_measures`)."""
-    return exposure_measures(photo.rgb, photo.lab, photo.gray)
+    """Exposure group for one photo (adapter over :func:`exposure_measures`), on the statistics copy
+    (`~picinspector.io.Photo.stats_rgb`: the working image up to 512 px long side)."""
+    return exposure_measures(photo.stats_rgb, photo.stats_lab, photo.stats_gray)

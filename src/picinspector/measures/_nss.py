@@ -11,7 +11,9 @@ and lightens its tails, blocking and ringing change the products of neighbouring
   right (``h``), lower (``v``), lower-right (``d1``, main diagonal) and lower-left (``d2``,
   secondary diagonal) neighbour: shape ``nu``, mean ``eta`` and the left and right variances;
 
-at two scales: the working image (``s1``) and the working image reduced by 2 (``s2``).
+at two scales: the statistics copy of the working image (``s1``; the working image itself up to 512 px
+long side, the size of the BIQ2021 photos the fitted models learnt them on, and an area-averaged copy
+of that size above, as the gmlog features do) and that copy reduced by 2 (``s2``).
 
 Both fits match moments. The shape that matches a moment ratio is read from a precomputed table of
 the generalised Gaussian ratio function on a fine grid of shapes in [0.2, 10] (one ``np.interp``),
@@ -528,9 +530,11 @@ _EXTRA_OUTPUTS = [
 
 @measure_group("nss", outputs=_feature_outputs() + _EXTRA_OUTPUTS, cost=16)
 def measure_nss(photo: Photo) -> dict:
-    """Registered adapter: :func:`nss_features` of the working-resolution luma, as named floats."""
+    """Registered adapter: :func:`nss_features` of the statistics copy's luma
+    (`~picinspector.io.Photo.stats_gray`: the working image up to 512 px long side, the size of the
+    BIQ2021 photos the fitted models learnt these features on), as named floats."""
     try:
-        feats, extras = nss_features(photo.gray)
+        feats, extras = nss_features(photo.stats_gray)
     except ValueError as exc:
         raise AnalysisError(f"nss: {exc}", photo.path) from exc
     out = {name: float(v) for name, v in zip(FEATURE_NAMES, feats)}

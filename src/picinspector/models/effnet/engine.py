@@ -156,6 +156,15 @@ class EffnetEngine:
         """The graph's outputs for a photo at each shorter side the heads need."""
         return {side: self.backbone.run(photo.rgb, side) for side in self.sides}
 
+    def prepare(self, photo: Any) -> dict[int, Any]:
+        """Everything the network gives for a photo: the outputs at each side the heads need and at
+        `EMBED_SIDE` (the `~picinspector.Inspector` runs this beside the classic measures and passes
+        it to `predict`). A fine-tuned run needs the measures' photo only in `predict`: nothing here."""
+        if self.finetuned is not None:
+            return {}
+        sides = sorted({*self.sides, self.embed_side})
+        return {side: self.backbone.run(photo.rgb, side) for side in sides}
+
     def embed(self, photo: Any) -> np.ndarray:
         """The photo's unit-norm embedding (float32), for finding near-duplicates."""
         return np.asarray(self.backbone.run(photo.rgb, self.embed_side).embedding, dtype=np.float32)
@@ -178,13 +187,16 @@ class EffnetEngine:
         scene = SceneResult(label=label, probabilities=p, method="effnet", confidence=p[label])
         return {n: scores[n] for n in SCORE_NAMES}, scene, {"embedding": self.embed(photo)}
 
-    def predict(self, photo: Any, measures: dict[str, Any]) -> tuple[dict[str, float], SceneResult, dict[str, Any]]:
+    def predict(self, photo: Any, measures: dict[str, Any], prepared: dict[int, Any] | None = None,
+                ) -> tuple[dict[str, float], SceneResult, dict[str, Any]]:
+        """Scores, scene and extras (the embedding); ``prepared`` is what `prepare` gave for this photo
+        (run here when not given)."""
         from ...scoring import attribute_scores
         from ...scoring._quality import guard_factor
 
         if self.finetuned is not None:
             return self._predict_finetuned(photo, measures)
-        outs = self.outputs(photo)
+        outs = self.prepare(photo) if prepared is None else prepared
         attrs = attribute_scores(measures)
         q = self.quality_head.predict(outs, classic_values(self.quality_head.spec, measures))
         quality = 100.0 * min(1.0, max(0.0, q)) if np.isfinite(q) else 0.0
