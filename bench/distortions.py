@@ -130,7 +130,7 @@ def photos(n_biq: int) -> dict[str, np.ndarray]:
 def run(n_biq: int, container: str = "jpeg", engine: str | None = None
         ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Mean per-photo SRCC(level, score) and mean change of each score from level 0 to the last."""
-    inspector = Inspector()
+    inspector = Inspector(engine=engine)
     rhos: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     deltas: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     mid: dict[str, list[float]] = {k: [] for k in DISTORTIONS}  # quality SRCC, mid-grey originals only
@@ -231,7 +231,7 @@ SCENE_COLUMNS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, int]]] = {
 
 
 def scenes_table() -> None:
-    inspector = Inspector()
+    inspector = Inspector(engine="classic")  # sharpness: the same calibrated classic score in every engine
     print("### Sharpness of minimal scenes (drawn by tests/test_focus.py)")
     print()
     print("sharpness score (blur kind) per column; a crisp scene should read high, and every blur lower.")

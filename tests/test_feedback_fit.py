@@ -280,3 +280,39 @@ def test_fit_feedback_command_is_cross_validated_and_deterministic(dataset, anal
         " ".join(result.stdout.split())
     assert _invoke("fit-feedback", "--dataset", dataset, "--quality", "rows").exit_code == 2
     assert _invoke("fit-feedback", "--dataset", dataset, "--quality", "mos").exit_code == 2
+
+
+def test_fit_feedback_reads_the_effnet_quality_from_a_fit_quality_report(dataset, analysed, tmp_path):
+    """--quality report takes each photo's out-of-fold quality from `fit-quality --engine effnet --report`
+    (times the guards): the calibration is then fitted with the default engine's quality."""
+    cache = tmp_path / "cache.jsonl"
+    cache.write_text(analysed["rows"].read_text())
+    rows = [json.loads(line) for line in cache.read_text().splitlines()]
+    labels = {line.split(",")[0]: float(line.split(",")[1])
+              for line in (dataset / "labels.csv").read_text().splitlines()[1:]}
+    # a report as fit-quality writes it, whose predictions are the MOS themselves: a perfect quality
+    perfect = {r["path"]: labels[Path(r["path"]).name] for r in rows}
+    report = tmp_path / "quality_cv.json"
+    report.write_text(json.dumps({"chosen": "head", "cv": {}, "oof": {"head": perfect, "other": {}}}))
+    out = tmp_path / "cal.json"
+    result = _invoke("fit-feedback", "--dataset", dataset, "--cache", cache, "--folds", 2, "-o", out,
+                     "--quality", "report", "--quality-report", report, "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    cal = Calibration.load(out)
+    assert cal.meta["quality"]["source"] == "report" and cal.meta["quality"]["candidate"] == "head"
+    assert summary["quality_srcc"]["overall"] > 0.95  # the guards barely touch these photos
+    oof = _invoke("fit-feedback", "--dataset", dataset, "--cache", cache, "--folds", 2, "-o", tmp_path / "o.json",
+                  "--json", "--no-progress")
+    assert json.loads(oof.stdout)["quality_srcc"]["overall"] < summary["quality_srcc"]["overall"]
+    # one photo missing from the report, a file that is no report, or the option alone: usage errors
+    del perfect[rows[0]["path"]]
+    report.write_text(json.dumps({"chosen": "head", "oof": {"head": perfect}}))
+    bad = _invoke("fit-feedback", "--dataset", dataset, "--cache", cache, "--quality", "report",
+                  "--quality-report", report, "--no-progress")
+    assert bad.exit_code == 2 and "no out-of-fold prediction for 1 of the 48 photos" in " ".join(bad.output.split())
+    report.write_text("[1, 2]")
+    bad = _invoke("fit-feedback", "--dataset", dataset, "--cache", cache, "--quality", "report",
+                  "--quality-report", report, "--no-progress")
+    assert bad.exit_code == 2 and "not a report of" in " ".join(bad.output.split())
+    assert _invoke("fit-feedback", "--dataset", dataset, "--quality-report", report).exit_code == 2

@@ -17,7 +17,7 @@ from ._app import EXIT_INTERRUPTED, app
 from ._common import _usage
 
 #: Where the quality of each photo comes from while fitting.
-QUALITY_SOURCES = ("oof", "rows")
+QUALITY_SOURCES = ("oof", "rows", "report")
 
 
 def _cached_spellings(cache: str) -> dict[str, str]:
@@ -50,10 +50,15 @@ def fit_feedback_cmd(
     quality: Annotated[str, typer.Option(
         "--quality", help="oof: cross-validated predictions of the quality model's learners (what unseen photos "
                           "get); rows: the quality stored in the cache rows (when they are already out of "
-                          "sample).")] = "oof",
+                          "sample); report: the out-of-fold predictions in --quality-report (the effnet "
+                          "engine's).")] = "oof",
     quality_model: Annotated[Optional[str], typer.Option(
         "--quality-model", metavar="FILE.npz", help="The quality model whose learners --quality oof refits "
                                                     "(default: the shipped one).")] = None,
+    quality_report: Annotated[Optional[str], typer.Option(
+        "--quality-report", metavar="FILE.json",
+        help="With --quality report: the --report of `fit-quality --engine effnet` (its chosen head's "
+             "out-of-fold predictions, times the guards, as the effnet engine reports them).")] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the folds.")] = 0,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes for measuring.")] = 1,
@@ -66,7 +71,7 @@ def fit_feedback_cmd(
 
     from ..datasets import CITATIONS, load_dataset
     from ..evaluation import feedback_tables, names_fingerprint, read_rows
-    from ..training.fit_feedback import _quality_candidate, fit_feedback, oof_quality
+    from ..training.fit_feedback import _quality_candidate, fit_feedback, oof_quality, report_quality
     from ..training.fit_quality import measure_dataset
 
     err = Console(stderr=True)
@@ -74,6 +79,10 @@ def fit_feedback_cmd(
         raise _usage(f"--quality must be one of {', '.join(QUALITY_SOURCES)}, got {quality!r}", "--quality")
     if quality == "rows" and cache is None:
         raise _usage("--quality rows reads the quality from the cache rows: give --cache", "--quality")
+    if (quality == "report") != (quality_report is not None):
+        raise _usage("--quality report and --quality-report FILE.json go together", "--quality-report")
+    if quality_report is not None and not os.path.isfile(quality_report):
+        raise _usage(f"--quality-report {quality_report}: not a file", "--quality-report")
     if quality_model is not None and not os.path.isfile(quality_model):
         raise _usage(f"--quality-model {quality_model}: not a file", "--quality-model")
     try:
@@ -111,6 +120,11 @@ def fit_feedback_cmd(
             raise _usage(str(exc), "--quality") from None
         source = {"source": "oof", "candidate": candidate, "folds": folds, "seed": seed,
                   "model_trained_on": (qmeta.get("trained_on") or {}).get("dataset")}
+    elif quality == "report":
+        try:
+            q, source = report_quality(quality_report, kept_rows)
+        except ValueError as exc:
+            raise _usage(str(exc), "--quality-report") from None
     else:
         q = np.array([float(r["scores"]["quality"]) for r in kept_rows])
         source = {"source": "rows", "engine": kept_rows[0].get("engine") if kept_rows else None}

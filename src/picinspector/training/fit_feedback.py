@@ -79,9 +79,7 @@ def oof_quality(measures: Sequence[Mapping[str, Any]], mos01: np.ndarray, *, fol
     _sklearn()
     from sklearn.model_selection import KFold
 
-    from ..scoring._attributes import attribute_scores
     from ..scoring._features import feature_matrix, features
-    from ..scoring._quality import guard_factor
     from .fit_quality import _fit_candidate, _predict_candidate
 
     names = sorted(features(measures[0]))
@@ -101,12 +99,47 @@ def oof_quality(measures: Sequence[Mapping[str, Any]], mos01: np.ndarray, *, fol
         pred[test] = _predict_candidate(candidate, pre, fitted, x[test])
         if progress:
             progress(f"quality fold {i + 1}/{folds} fitted")
-    quality = np.array([float(np.clip(100.0 * p, 0.0, 100.0)) * guard_factor(m, attribute_scores(m))
-                        for p, m in zip(pred, measures)])
+    quality = guarded_quality(pred, measures)
     if cache is not None:
         Path(cache).write_text(json.dumps({"key": key, "candidate": candidate, "folds": folds, "seed": seed,
                                            "quality": [round(float(q), 4) for q in quality]}), encoding="utf-8")
     return quality
+
+
+def guarded_quality(pred01: Sequence[float], measures: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Quality 0-100 as `analyze` reports it from a model's 0-1 predictions: clipped, times the guards."""
+    from ..scoring._attributes import attribute_scores
+    from ..scoring._quality import guard_factor
+
+    return np.array([float(np.clip(100.0 * p, 0.0, 100.0)) * guard_factor(m, attribute_scores(m))
+                     for p, m in zip(pred01, measures)])
+
+
+def report_quality(report: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]
+                   ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each row's out-of-fold quality from the ``--report`` of ``fit-quality --engine effnet`` (0-100, the
+    chosen candidate's predictions times the guards, as the effnet engine reports them), and where it
+    came from.
+
+    Raises
+    ------
+    ValueError
+        The file is not such a report, or holds no prediction for one of the rows' photos.
+    """
+    try:
+        data = json.loads(Path(report).read_text(encoding="utf-8"))
+        chosen = data["chosen"]
+        preds = {os.path.realpath(p): float(v) for p, v in data["oof"][chosen].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{report}: not a report of `picinspector fit-quality --engine effnet --report` "
+                         f"({type(exc).__name__}: {exc})") from None
+    missing = [r["path"] for r in rows if os.path.realpath(r["path"]) not in preds]
+    if missing:
+        raise ValueError(f"{report}: no out-of-fold prediction for {len(missing)} of the {len(rows)} photos (first: "
+                         f"{missing[0]}); make the report with fit-quality --engine effnet --report on this dataset")
+    pred = [preds[os.path.realpath(r["path"])] for r in rows]
+    return guarded_quality(pred, [r["measures"] for r in rows]), {
+        "source": "report", "candidate": chosen, "report": os.path.basename(os.fspath(report))}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,4 +406,5 @@ def fit_feedback(rows: Sequence[Mapping[str, Any]], mos01: np.ndarray, subsets: 
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "FitFeedbackResult", "TermData", "cross_validate", "fit_calibration",
-           "choose_reference", "fit_feedback", "fit_tables", "names_fingerprint", "oof_quality", "read_rows", "term_data"]
+           "choose_reference", "fit_feedback", "fit_tables", "guarded_quality", "names_fingerprint", "oof_quality",
+           "read_rows", "report_quality", "term_data"]
