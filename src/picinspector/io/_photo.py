@@ -12,7 +12,7 @@ import numpy as np
 #: (in the DCT domain first for JPEG, then with area averaging); smaller images are never enlarged.
 WORKING_LONG_SIDE = 1024
 
-#: Long side, in pixels, of the copy that the whole-image statistics (exposure, colour) read: such
+#: Long side, in pixels, of the copy that the whole-image statistics (exposure, colour, NSS) read: such
 #: statistics do not need 1024 px, and the fitted models learnt them on 512-px photos (BIQ2021). A
 #: working image up to this size is that copy itself, so its statistics are exactly the working
 #: image's.
@@ -119,8 +119,8 @@ class Photo:
     @cached_property
     def stats_rgb(self) -> np.ndarray:
         """``rgb`` area-averaged to a long side of at most `STATS_LONG_SIDE` (``rgb`` itself when it
-        is no larger): what the whole-image statistics read. About a quarter of the pixels of a
-        12-MP photo's working image, so exposure and colour cost about a quarter."""
+        is no larger): what the whole-image statistics read (exposure, colour, NSS). About a quarter of
+        the pixels of a 12-MP photo's working image."""
         h, w = self.rgb.shape[:2]
         if max(h, w) <= STATS_LONG_SIDE:
             return self.rgb

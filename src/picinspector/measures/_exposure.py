@@ -1,10 +1,10 @@
 """Exposure: lightness, clipped highlights, crushed shadows, exposure error and dynamic range.
 
 The lightness statistics come from one 256-bin histogram of CIE L* (from the cached
-``photo.stats_lab``: the working image up to 512 px long side), quantised on a square-root scale so that bins are fine in the shadows (0.08 L* at
-L* = 1) and still 0.55 L* at mid-grey; 8-bit histograms are what OpenCV computes fastest. L* is a
-monotone function of the relative luminance Y, so quantiles of L* map to quantiles of Y and the
-log-average of Y is a weighted sum over the bins.
+``photo.stats_lab``: the working image up to 512 px long side), quantised on a square-root scale so
+that bins are fine in the shadows (0.08 L* at L* = 1) and still 0.55 L* at mid-grey; 8-bit histograms
+are what OpenCV computes fastest. L* is a monotone function of the relative luminance Y, so quantiles
+of L* map to quantiles of Y and the log-average of Y is a weighted sum over the bins.
 
 This module also holds the small helpers the other measure modules of this package share
 (``_check_image``, :func:`hist_quantile`).
