@@ -404,10 +404,19 @@ def _banded_detail(read_band, width: int, height: int, factor: int, orientation,
     the result.
     """
     out_w, out_h = width // factor, height // factor
+    rows = max(1, _BAND_PIXELS // max(1, width) // factor) * factor
+    if rows >= out_h * factor and orientation in (None, 1):
+        # One band, stored upright (a working-size decode): the band is the result, no second copy
+        band = read_band(0, out_h * factor)
+        if factor > 1 and not reduced:
+            band = cv2.resize(np.ascontiguousarray(band[:, : out_w * factor]), (out_w, out_h),
+                              interpolation=cv2.INTER_AREA)
+        if band.shape == (out_h, out_w, 3) and band.dtype == np.float32 and band.flags.c_contiguous:
+            return band
+        return np.ascontiguousarray(band.reshape(out_h, out_w, 3), dtype=np.float32)
     shape = (out_w, out_h) if orientation in (5, 6, 7, 8) else (out_h, out_w)
     out = np.empty((*shape, 3), dtype=np.float32)
     stored = out if orientation in (None, 1) else apply_orientation(out, _INVERSE_ORIENTATION[orientation])
-    rows = max(1, _BAND_PIXELS // max(1, width) // factor) * factor
     for y0 in range(0, out_h * factor, rows):
         y1 = min(y0 + rows, out_h * factor)
         band = read_band(y0, y1)
@@ -442,7 +451,8 @@ def _pil_detail(img: Image.Image, path, orientation, factor: int) -> tuple[np.nd
     box_width = (width // factor) * factor
 
     def read_band(y0: int, y1: int) -> np.ndarray:
-        band = convert(img.crop((0, y0, width, y1)))
+        # One band is the whole image (a working-size decode): no crop, which would copy it
+        band = convert(img if (y0, y1) == (0, height) else img.crop((0, y0, width, y1)))
         if in_pillow:
             box = (0, 0, box_width, y1 - y0)
             if band.mode in ("RGBA", "LA"):
