@@ -405,24 +405,20 @@ def _banded_detail(read_band, width: int, height: int, factor: int, orientation,
     """
     out_w, out_h = width // factor, height // factor
     rows = max(1, _BAND_PIXELS // max(1, width) // factor) * factor
-    if rows >= out_h * factor and orientation in (None, 1):
-        # One band, stored upright (a working-size decode): the band is the result, no second copy
-        band = read_band(0, out_h * factor)
-        if factor > 1 and not reduced:
-            band = cv2.resize(np.ascontiguousarray(band[:, : out_w * factor]), (out_w, out_h),
-                              interpolation=cv2.INTER_AREA)
-        if band.shape == (out_h, out_w, 3) and band.dtype == np.float32 and band.flags.c_contiguous:
-            return band
-        return np.ascontiguousarray(band.reshape(out_h, out_w, 3), dtype=np.float32)
-    shape = (out_w, out_h) if orientation in (5, 6, 7, 8) else (out_h, out_w)
-    out = np.empty((*shape, 3), dtype=np.float32)
-    stored = out if orientation in (None, 1) else apply_orientation(out, _INVERSE_ORIENTATION[orientation])
+    # One band, stored upright (a working-size decode): the band is the result, no second full-size array
+    single = out_h > 0 and rows >= out_h * factor and orientation in (None, 1)
+    if not single:
+        shape = (out_w, out_h) if orientation in (5, 6, 7, 8) else (out_h, out_w)
+        out = np.empty((*shape, 3), dtype=np.float32)
+        stored = out if orientation in (None, 1) else apply_orientation(out, _INVERSE_ORIENTATION[orientation])
     for y0 in range(0, out_h * factor, rows):
         y1 = min(y0 + rows, out_h * factor)
         band = read_band(y0, y1)
         if factor > 1 and not reduced:
             band = cv2.resize(np.ascontiguousarray(band[:, : out_w * factor]), (out_w, (y1 - y0) // factor),
                               interpolation=cv2.INTER_AREA)
+        if single:
+            return np.ascontiguousarray(band, dtype=np.float32)
         stored[y0 // factor: y1 // factor] = band
     return out
 
