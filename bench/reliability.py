@@ -38,6 +38,7 @@ from _hostile import (gif_bytes, jpeg_claiming, mutate, png_header, png_with_ida
                       write_png, write_seeds, write_tiff)
 
 import psutil  # noqa: E402
+from _processes import left_behind, tagged  # noqa: E402
 from PIL import Image  # noqa: E402
 
 Image.MAX_IMAGE_PIXELS = None  # this script makes images near the limit on purpose
@@ -55,24 +56,18 @@ def _limit(gb: float | None):
     return lambda: resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
 
+#: The environment variable that marks a benchmark run and the processes it starts.
+BENCH_TAG = "PICINSPECTOR_BENCH_TAG"
+
+
 def _tagged(tag: str) -> list:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get("PICINSPECTOR_BENCH_TAG") == tag and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (psutil.Error, OSError):
-            pass
-    return found
+    return tagged(tag, BENCH_TAG)
 
 
 def _left_behind(tag: str, timeout: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout
-    alive = _tagged(tag)
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = _tagged(tag)
-    for process in alive:  # do not leave them for the next round
+    """How many processes of a tagged run outlived it; they are killed, so as not to disturb the next round."""
+    alive = left_behind(tag, timeout, BENCH_TAG, poll=0.1)
+    for process in alive:
         try:
             process.kill()
         except psutil.Error:
@@ -121,7 +116,7 @@ def bench_fuzz(n: int, jobs: int, limit_gb: float | None, seed: int) -> dict:
     tag = f"fuzz-{os.getpid()}"
     started = time.monotonic()
     proc = subprocess.Popen([*CLI, "analyze", str(files), "-o", str(out), "-j", str(jobs), "--no-progress"],
-                            env={**ENV, "PICINSPECTOR_BENCH_TAG": tag}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**ENV, BENCH_TAG: tag}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_limit(limit_gb))
     peak = 0
     while proc.poll() is None:
@@ -291,7 +286,7 @@ def bench_kills(rounds: int, n: int, jobs: int, seed: int) -> dict:
         if len(_rows(out)) >= n:
             out.unlink()
         tag = f"kill-{os.getpid()}-{round_}"
-        proc = subprocess.Popen(cmd, env={**ENV, "PICINSPECTOR_BENCH_TAG": tag}, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, env={**ENV, BENCH_TAG: tag}, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         started = time.monotonic()
         if rng.random() < 0.3:  # during start-up: imports, options, workers starting
@@ -336,7 +331,7 @@ def bench_signals(rounds: int, jobs: int) -> list[dict]:
             out.unlink(missing_ok=True)
             tag = f"sig-{os.getpid()}-{label}-{round_}"
             cmd = [*CLI, "analyze", str(folder / "photos"), "-o", str(out), "-j", str(jobs), "--no-progress"]
-            proc = subprocess.Popen(cmd, env={**ENV, "PICINSPECTOR_BENCH_TAG": tag}, stdout=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, env={**ENV, BENCH_TAG: tag}, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE)
             while proc.poll() is None and len(_rows(out)) < 2:
                 time.sleep(0.01)

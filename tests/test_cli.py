@@ -205,30 +205,17 @@ def test_killed_run_resumes_without_duplicates_or_losses(tmp_path):
 def test_deep_commands_without_torch_say_what_to_install(tmp_path):
     """On a core install (no torch), the deep commands end with one line saying what to install. A fresh
     interpreter whose import system refuses torch stands in for that install."""
-    import subprocess
-    import sys
-
+    from _processes import cli_without_torch
     from PIL import Image
 
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 48), (90, 120, 150)).save(photo)
-    blocker = ("import sys, importlib.abc\n"
-               "class NoTorch(importlib.abc.MetaPathFinder):\n"
-               "    def find_spec(self, name, path=None, target=None):\n"
-               "        if name == 'torch' or name.startswith('torch.'):\n"
-               "            raise ImportError(f'No module named {name!r}')\n"
-               "sys.meta_path.insert(0, NoTorch())\n"
-               "sys.argv = ['picinspector'] + sys.argv[1:]\n"
-               "from picinspector.cli import main\n"
-               "main()\n")
-    src = str(Path(__file__).resolve().parents[1] / "src")
     for args in (["analyze", str(photo), "--engine", "dinov2", "--model", str(tmp_path)],
                  ["analyze", str(photo), "--feedback", "vlm", "--vlm-model", str(tmp_path)],
                  ["train", "--engine", "dinov2", "--dataset", str(tmp_path)],
                  ["train", "--engine", "vlm", "--captions", str(tmp_path / "c.jsonl")],
                  ["eval", "--engine", "vlm", "--captions", str(tmp_path / "c.jsonl"), "--model", str(tmp_path)]):
-        res = subprocess.run([sys.executable, "-c", blocker, *args], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": src, "COLUMNS": "400"})
+        res = cli_without_torch(*args, COLUMNS="400")
         out = res.stdout + res.stderr
         assert res.returncode == 2, (args, out)
         assert "pip install torch==2.13.0" in out and "Traceback" not in out, (args, out)

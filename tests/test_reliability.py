@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from _hostile import jpeg_claiming, mutate, png_with_idat_length, write_seeds
+from _processes import TAG_VAR, left_behind, tagged
 from picinspector import batch
 from picinspector._text import csv_escape, csv_unescape, json_line, printable, shell_quote
 from picinspector.batch import CsvWriter, iter_inputs, run_batch
@@ -73,30 +74,8 @@ def _gone(processes: list, timeout: float = 10.0) -> list:
     return alive
 
 
-def _tagged(tag: str) -> list:
-    """Every process still running whose environment carries ``tag`` (a run and all it started)."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get("PICINSPECTOR_TEST_TAG") == tag and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (psutil.Error, OSError):
-            pass
-    return found
-
-
-def _left_behind(tag: str, timeout: float = 10.0) -> list:
-    """The processes of a tagged run still alive after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    alive = _tagged(tag)
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = _tagged(tag)
-    return alive
-
-
 def _env(tag: str) -> dict:
-    return {**ENV, "PICINSPECTOR_TEST_TAG": tag}
+    return {**ENV, TAG_VAR: tag}
 
 
 def _ctrl_c_reaches_it() -> None:
@@ -198,11 +177,11 @@ def test_kills_at_random_points_lose_nothing_and_leave_no_process(tmp_path):
         proc = subprocess.Popen(cmd, env=_env(tag), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _wait_for_rows(out, done + int(rng.integers(1, 4)), proc)
         time.sleep(float(rng.uniform(0, 0.3)))
-        assert len(_tagged(tag)) >= 3  # the run, its two workers (and the resource tracker)
+        assert len(tagged(tag)) >= 3  # the run, its two workers (and the resource tracker)
         proc.send_signal(signal.SIGKILL)
         stderr = proc.communicate(timeout=30)[1].decode(errors="replace")
         assert proc.returncode == -signal.SIGKILL, stderr
-        assert not _left_behind(tag), "worker processes outlived their killed parent"
+        assert not left_behind(tag), "worker processes outlived their killed parent"
         assert "Traceback" not in stderr and "Error" not in stderr, stderr
     rerun = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
@@ -231,7 +210,7 @@ def test_double_ctrl_c_and_sigterm_stop_at_once_cleanly(tmp_path, signals, code)
     assert time.monotonic() - sent < 15
     assert proc.returncode == code, stderr
     assert "Run the same command again to resume" in stderr and "Traceback" not in stderr, stderr
-    assert not _left_behind(tag), "a worker outlived the run"
+    assert not left_behind(tag), "a worker outlived the run"
     assert not Path(str(out) + ".lock").exists()
     rerun = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
@@ -254,7 +233,7 @@ def test_signals_while_workers_start_print_no_traceback(tmp_path):
         stdout, stderr = (s.decode(errors="replace") for s in proc.communicate(timeout=60))
         assert "Traceback" not in stderr + stdout and "EOFError" not in stderr, stderr
         assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), stderr
-        assert not _left_behind(tag)
+        assert not left_behind(tag)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -317,24 +317,10 @@ def test_cli_rejects_bad_training_flags(tmp_path, dataset, args, message):
 
 def test_a_fine_tuned_run_is_served_with_torch_blocked(run_dir, dataset):
     """`analyze --engine effnet --model RUN_DIR` in a process where importing torch fails."""
-    import os
-    import subprocess
-    import sys
+    from _processes import cli_without_torch
 
-    blocker = ("import sys, importlib.abc\n"
-               "class NoTorch(importlib.abc.MetaPathFinder):\n"
-               "    def find_spec(self, name, path=None, target=None):\n"
-               "        if name == 'torch' or name.startswith('torch.'):\n"
-               "            raise ImportError(f'No module named {name!r}')\n"
-               "sys.meta_path.insert(0, NoTorch())\n"
-               "sys.argv = ['picinspector'] + sys.argv[1:]\n"
-               "from picinspector.cli import main\n"
-               "main()\n")
-    src = str(Path(__file__).resolve().parents[1] / "src")
     photo = str(dataset.parent / "img" / "02.jpg")
-    res = subprocess.run([sys.executable, "-c", blocker, "analyze", photo, "--engine", "effnet", "--model",
-                          str(run_dir), "--json"], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": src})
+    res = cli_without_torch("analyze", photo, "--engine", "effnet", "--model", str(run_dir), "--json")
     assert res.returncode == 0, res.stderr
     row = json.loads(res.stdout)
     assert row["engine"] == "effnet" and 0 <= row["scores"]["quality"] <= 100
