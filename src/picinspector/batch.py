@@ -32,7 +32,7 @@ from .errors import OutOfMemory
 from .report import SCORE_NAMES, error_row
 
 __all__ = [
-    "BatchSummary", "CSV_COLUMNS", "CsvWriter", "JsonlWriter", "OutputLocked", "WRITERS", "done_paths",
+    "BatchSummary", "RunCounts", "CSV_COLUMNS", "CsvWriter", "JsonlWriter", "OutputLocked", "WRITERS", "done_paths",
     "iter_inputs", "iter_rows", "run_batch", "spreadsheet_safe", "writer_for",
 ]
 
@@ -853,13 +853,11 @@ def _pool_rows(paths: Sequence[str], jobs: int, options: dict[str, Any], stop: A
 
 
 @dataclass
-class BatchSummary:
-    """What a `run_batch` call did.
+class RunCounts:
+    """The counts every run into an output file reports (the local batch's and Ray's summaries).
 
     ``total`` counts the unique inputs (plus retried error paths that were not among them);
-    ``analysed + skipped + failed == total`` unless the run was interrupted. ``signal`` is the
-    signal that stopped an interrupted run (SIGINT, SIGTERM or SIGHUP); ``log`` the file holding
-    what libraries printed while analysing (None when they printed nothing), with ``notes`` lines.
+    ``analysed + skipped + failed == total`` unless the run was ``interrupted``.
     """
 
     total: int = 0
@@ -868,6 +866,22 @@ class BatchSummary:
     failed: int = 0
     output: str = ""
     interrupted: bool = False
+
+    def line(self) -> str:
+        """The one-line account the commands print: ``N analysed, M already done, K failed -> OUTPUT``."""
+        return (f"{self.analysed} analysed, {self.skipped} already done, {self.failed} failed -> "
+                f"{printable(self.output)}")
+
+
+@dataclass
+class BatchSummary(RunCounts):
+    """What a `run_batch` call did (the `RunCounts`, and more).
+
+    ``signal`` is the signal that stopped an interrupted run (SIGINT, SIGTERM or SIGHUP); ``log`` the
+    file holding what libraries printed while analysing (None when they printed nothing), with
+    ``notes`` lines.
+    """
+
     signal: int | None = None
     log: str | None = None
     notes: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -9,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .._text import printable
-from ._app import EXIT_USAGE
+from .._text import printable, shell_quote
+from ._app import EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def _usage(message: str, param: str | None = None) -> typer.BadParameter:
@@ -164,3 +165,14 @@ def _inspector_options(engine: str | None, feedback: str, vlm_model: str | None,
     engine_options = _engine_options(engine, device=engine_device, **engine_given)
     return {"engine": engine, "feedback": feedback, "native_detail": native_detail, **engine_options,
             **({"feedback_options": feedback_options} if feedback_options else {})}
+
+
+def _stop_if_interrupted(counts: Any, line: str, err: Console, code: int = EXIT_INTERRUPTED) -> None:
+    """After a run into an output file (`~picinspector.batch.RunCounts`): when it was interrupted, print
+    ``line`` and the command that resumes it, and exit with ``code``."""
+    if not counts.interrupted:
+        return
+    err.print(Text(f"Interrupted: {line}", style="yellow"), soft_wrap=True)
+    err.print(Text("Run the same command again to resume: "
+                   + " ".join(shell_quote(a) for a in ["picinspector", *sys.argv[1:]]), style="yellow"), soft_wrap=True)
+    raise typer.Exit(code)

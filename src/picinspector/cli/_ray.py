@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from ._app import EXIT_ALL_FAILED, EXIT_USAGE
 from .._text import printable
-from ._common import _inspector_or_exit, _usage
+from ._common import _inspector_or_exit, _stop_if_interrupted, _usage
 
 _PANEL = "Ray (a cluster, or a local Ray)"
 
@@ -72,15 +70,10 @@ def analyze_on_ray(inputs: list[str], output: str | None, options: dict[str, Any
         err.print(Text(f"The rows committed before the failure are in {output}; run the same command again to "
                        "resume.", style="yellow"), soft_wrap=True)
         raise typer.Exit(EXIT_ALL_FAILED) from None
-    line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed -> "
-            f"{summary.output}")
+    line = summary.line()
     if summary.actors:
         line += f" ({summary.actors} Ray actors, {summary.elapsed_s:.1f} s, start-up {summary.first_row_s:.1f} s)"
-    if summary.interrupted:
-        err.print(Text(f"Interrupted: {line}", style="yellow"), soft_wrap=True)
-        err.print(Text("Run the same command again to resume: " + shlex.join(["picinspector", *sys.argv[1:]]),
-                       style="yellow"), soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
+    _stop_if_interrupted(summary, line, err)
     err.print(Text(line, style="bold"), soft_wrap=True)
     if summary.analysed == 0 and summary.skipped == 0:
         raise typer.Exit(EXIT_ALL_FAILED)

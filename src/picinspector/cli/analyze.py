@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .._text import json_line, printable, shell_quote
+from .._text import json_line, printable
 from ._app import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app
 from ._common import (
     Bf16Opt,
@@ -27,6 +27,7 @@ from ._common import (
     VlmModelOpt,
     _inspector_options,
     _inspector_or_exit,
+    _stop_if_interrupted,
     _usage,
 )
 from ._ray import ManifestColumnOpt, RayActorsOpt, RayAddressOpt, RayGpusOpt, RayOpt
@@ -110,17 +111,11 @@ def analyze(
             err.print(Text(f"Error: cannot write {printable(output)}: {printable(exc.strerror or exc)}", style="red"),
                       soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
-        line = (f"{summary.analysed} analysed, {summary.skipped} already done, {summary.failed} failed "
-                f"-> {printable(summary.output)}")
+        line = summary.line()
         if summary.log:
             line += (f" ({summary.notes} library messages in {printable(summary.log)})" if summary.notes
                      else f" (worker output in {printable(summary.log)})")
-        if summary.interrupted:
-            err.print(Text(f"Interrupted: {line}", style="yellow"), soft_wrap=True)
-            err.print(Text("Run the same command again to resume: "
-                           + " ".join(shell_quote(a) for a in ["picinspector", *sys.argv[1:]]),
-                           style="yellow"), soft_wrap=True)
-            raise typer.Exit(_interrupted_code(summary.signal))
+        _stop_if_interrupted(summary, line, err, _interrupted_code(summary.signal))
         err.print(Text(line, style="bold"), soft_wrap=True)
         if summary.analysed == 0 and summary.skipped == 0:  # every image failed, none was done before
             raise typer.Exit(EXIT_ALL_FAILED)

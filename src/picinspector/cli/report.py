@@ -23,6 +23,7 @@ from ._common import (
     VlmModelOpt,
     _inspector_options,
     _inspector_or_exit,
+    _stop_if_interrupted,
     _usage,
 )
 
@@ -119,11 +120,8 @@ def report(
                               progress=not no_progress)
         except ValueError as exc:
             raise _usage(str(exc), "--results") from None
-        line = (f"{batch.analysed} analysed, {batch.skipped} already done, {batch.failed} failed -> {batch.output}")
-        if batch.interrupted:
-            err.print(Text(f"Interrupted: {line}. Run the same command again to resume.", style="yellow"),
-                      soft_wrap=True)
-            raise typer.Exit(EXIT_INTERRUPTED)
+        line = batch.line()
+        _stop_if_interrupted(batch, line, err)
         err.print(Text(line), soft_wrap=True)
         wanted = {os.path.normcase(os.path.abspath(p)): i for i, p in enumerate(paths)}
         rows = [r for r in read_results(results)

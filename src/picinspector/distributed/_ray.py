@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ..batch import RunCounts
 from ._sources import iter_chunks, path_key, read_source
 
 __all__ = ["RaySummary", "analyse_bytes", "run_ray"]
@@ -30,8 +31,8 @@ BATCH_SIZE = 8
 
 
 @dataclass
-class RaySummary:
-    """What a `run_ray` call did. ``analysed + skipped + failed == total`` unless interrupted.
+class RaySummary(RunCounts):
+    """What a `run_ray` call did: the `~picinspector.batch.RunCounts` of the local batch, and more.
 
     Times are seconds from the start of the call: ``init_s`` until Ray was up (started or joined),
     ``first_row_s`` until the first rows came back (Ray's fixed start-up: planning, starting the
@@ -39,12 +40,6 @@ class RaySummary:
     is how many rows came with that first batch (for a throughput "once started").
     """
 
-    total: int = 0
-    analysed: int = 0
-    skipped: int = 0
-    failed: int = 0
-    output: str = ""
-    interrupted: bool = False
     actors: int = 0
     address: str | None = None
     init_s: float = 0.0
