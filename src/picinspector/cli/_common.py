@@ -176,3 +176,27 @@ def _stop_if_interrupted(counts: Any, line: str, err: Console, code: int = EXIT_
     err.print(Text("Run the same command again to resume: "
                    + " ".join(shell_quote(a) for a in ["picinspector", *sys.argv[1:]]), style="yellow"), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _batch_rows(paths: list[str], results: str, options: Any, *, jobs: int, retry_errors: bool, progress: bool,
+                err: Console) -> list[dict[str, Any]]:
+    """Analyse ``paths`` into the results file ``results`` (resuming it), print the run's line (and on an
+    interruption the resume command, then exit), and return the rows of these photos in their order."""
+    import os
+
+    from ..batch import run_batch
+    from ..report._results import read_results
+
+    try:
+        batch = run_batch(paths, results, jobs=jobs, inspector_options=options, retry_errors=retry_errors,
+                          progress=progress)
+    except ValueError as exc:
+        raise _usage(str(exc), "--results") from None
+    line = batch.line()
+    _stop_if_interrupted(batch, line, err)
+    err.print(Text(line), soft_wrap=True)
+    key = lambda p: os.path.normcase(os.path.abspath(p))  # noqa: E731
+    wanted = {key(p): i for i, p in enumerate(paths)}
+    rows = [r for r in read_results(results) if isinstance(r.get("path"), str) and key(r["path"]) in wanted]
+    rows.sort(key=lambda r: wanted[key(r["path"])])
+    return rows

@@ -25,9 +25,9 @@ from ._common import (
     NativeDetailOpt,
     QualityModelOpt,
     VlmModelOpt,
+    _batch_rows,
     _inspector_options,
     _inspector_or_exit,
-    _stop_if_interrupted,
     _usage,
 )
 
@@ -85,8 +85,7 @@ def _analyse(inputs: list[str], options: dict[str, Any], results: str | None, jo
     """Result rows of photos: through the resumable cache ``results``, or (dry run) in memory."""
     from contextlib import closing
 
-    from ..batch import iter_inputs, iter_rows, progress_bar, run_batch
-    from ..report._results import read_results
+    from ..batch import iter_inputs, iter_rows, progress_bar
 
     try:
         paths = iter_inputs(inputs)
@@ -106,19 +105,7 @@ def _analyse(inputs: list[str], options: dict[str, Any], results: str | None, jo
         rows.sort(key=lambda r: order.get(os.path.normcase(os.path.abspath(r["path"])), 0))
         return rows
     assert results is not None
-    try:
-        batch = run_batch(paths, results, jobs=jobs, inspector_options=options, retry_errors=retry_errors,
-                          progress=progress)
-    except ValueError as exc:
-        raise _usage(str(exc), "--results") from None
-    line = batch.line()
-    _stop_if_interrupted(batch, line, err)
-    err.print(Text(line), soft_wrap=True)
-    wanted = {os.path.normcase(os.path.abspath(p)): i for i, p in enumerate(paths)}
-    rows = [r for r in read_results(results)
-            if isinstance(r.get("path"), str) and os.path.normcase(os.path.abspath(r["path"])) in wanted]
-    rows.sort(key=lambda r: wanted[os.path.normcase(os.path.abspath(r["path"]))])
-    return rows
+    return _batch_rows(paths, results, options, jobs=jobs, retry_errors=retry_errors, progress=progress, err=err)
 
 
 def _embedder(similarity: str, options: dict[str, Any], err: Console):

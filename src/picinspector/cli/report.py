@@ -21,9 +21,9 @@ from ._common import (
     NativeDetailOpt,
     QualityModelOpt,
     VlmModelOpt,
+    _batch_rows,
     _inspector_options,
     _inspector_or_exit,
-    _stop_if_interrupted,
     _usage,
 )
 
@@ -73,7 +73,7 @@ def report(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
 ) -> None:
     """Write an HTML report: gallery and table, radar chart, scenes, findings, overlays, shoot summary."""
-    from ..batch import iter_inputs, run_batch
+    from ..batch import iter_inputs
     from ..report._results import is_results_file, read_results
     from ..report.html import build_report
 
@@ -115,18 +115,8 @@ def report(
         if os.path.splitext(results)[1].lower() not in (".jsonl", ".csv"):
             raise _usage(f"--results must be a .jsonl or .csv file, got {results!r}", "--results")
         options = _inspector_or_exit(options, err, parallel=jobs > 1 and len(paths) > 1)
-        try:
-            batch = run_batch(paths, results, jobs=jobs, inspector_options=options, retry_errors=retry_errors,
-                              progress=not no_progress)
-        except ValueError as exc:
-            raise _usage(str(exc), "--results") from None
-        line = batch.line()
-        _stop_if_interrupted(batch, line, err)
-        err.print(Text(line), soft_wrap=True)
-        wanted = {os.path.normcase(os.path.abspath(p)): i for i, p in enumerate(paths)}
-        rows = [r for r in read_results(results)
-                if isinstance(r.get("path"), str) and os.path.normcase(os.path.abspath(r["path"])) in wanted]
-        rows.sort(key=lambda r: wanted[os.path.normcase(os.path.abspath(r["path"]))])
+        rows = _batch_rows(paths, results, options, jobs=jobs, retry_errors=retry_errors, progress=not no_progress,
+                           err=err)
         sources, bases = results, [os.path.dirname(os.path.abspath(results))]
     else:
         rows, bases = [], []
