@@ -268,6 +268,29 @@ def test_a_scene_head_trains_on_agreed_labels_of_several_files(tmp_path):
     assert max(p, key=p.get) == labels[0].agreed
 
 
+def test_scene_head_standardises_as_its_training_did():
+    """Training clips standardised inputs to +-Z_CLIP (`Preprocess`); the exported head must too, or a
+    photo with one extreme cue (a count far beyond the training photos') gets other probabilities than
+    the fitted model gives, and an export whose training rows hold such a value is refused."""
+    from picinspector.models.effnet._heads import SceneHead
+    from picinspector.scoring._model import Z_CLIP
+    from picinspector.training.fit_quality import Preprocess
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    pre = Preprocess.fit(x)
+    coef = rng.normal(size=(3, len(SCENES)))
+    head = SceneHead({"classes": list(SCENES)}, {"x_fill": pre.fill, "x_mean": pre.mean, "x_scale": pre.scale,
+                                                  "coef": coef, "intercept": np.zeros(len(SCENES))})
+    far = np.array([[40.0, 0.0, 0.0]])
+    edge = np.array([[pre.mean[0] + Z_CLIP * pre.scale[0], 0.0, 0.0]])
+    np.testing.assert_allclose(head.predict_x(far), head.predict_x(edge), atol=1e-12)
+    z = pre(far)
+    logits = z @ coef
+    want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(head.predict_x(far), want, atol=1e-12)
+
+
 def test_a_quality_head_that_asks_for_an_unknown_classic_input_is_refused_at_load(tmp_path):
     from picinspector.models.effnet._heads import QualityHead
     from picinspector.models.effnet.engine import QUALITY_HEAD

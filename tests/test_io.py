@@ -426,6 +426,77 @@ def test_large_jpeg_decodes_at_reduced_scale(big_jpeg):
     assert photo.jpeg_quantization == full.jpeg_quantization
 
 
+def _jpeg_variants(tmp_path):
+    """JPEGs the OpenCV fast path takes: sizes for every DCT reduction, 4:2:0 / 4:4:4, progressive,
+    greyscale, an sRGB profile, and EXIF orientations that swap and mirror."""
+    from skimage import data
+
+    photo = data.astronaut()
+    out = []
+    for size, kwargs, orientation in [
+        ((4000, 3000), {"quality": 90}, None),           # 1/4
+        ((2048, 1536), {"quality": 85, "subsampling": 0}, 6),  # 1/2, 4:4:4, turned
+        ((8000, 1200), {"quality": 80, "progressive": True}, 3),  # 1/8, progressive, odd size
+        ((1201, 801), {"quality": 95}, 5),               # no reduction, transposed
+        ((3001, 2001), {"quality": 90, "icc_profile": ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()}, 8),
+    ]:
+        img = Image.fromarray(cv2.resize(photo, size, interpolation=cv2.INTER_LINEAR))
+        if orientation:
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            kwargs = {**kwargs, "exif": exif}
+        path = tmp_path / f"v{len(out)}.jpg"
+        img.save(path, **kwargs)
+        out.append(path)
+    grey = tmp_path / "grey.jpg"
+    Image.fromarray(cv2.resize(photo[..., 1], (2400, 1600))).save(grey, quality=90)
+    return out + [grey]
+
+
+def test_opencv_jpeg_path_gives_pillows_pixels(tmp_path, monkeypatch):
+    """The fast path (OpenCV's libjpeg-turbo from memory) must load exactly what the Pillow path
+    loads: pixels, sizes, EXIF, quantisation tables; and it must be the path that ran."""
+    paths = _jpeg_variants(tmp_path)
+    fast = {}
+    taken = []
+    real = _load._opencv_jpeg
+
+    def spy(*args, **kwargs):
+        photo = real(*args, **kwargs)
+        taken.append(photo is not None)
+        return photo
+
+    monkeypatch.setattr(_load, "_opencv_jpeg", spy)
+    for path in paths:
+        for native in (False, True):
+            fast[path, native] = load_photo(path, native_detail=native)
+    assert taken and all(taken)
+    monkeypatch.setattr(_load, "_opencv_jpeg", lambda *a, **k: None)
+    for (path, native), got in fast.items():
+        want = load_photo(path, native_detail=native)
+        assert (got.width, got.height, got.format, got.mode, got.bit_depth) == \
+            (want.width, want.height, want.format, want.mode, want.bit_depth), path
+        assert got.detail_scale == want.detail_scale and got.exif == want.exif, path
+        assert got.jpeg_quantization == want.jpeg_quantization, path
+        np.testing.assert_array_equal(got.detail, want.detail, err_msg=str(path))
+        np.testing.assert_array_equal(got.rgb, want.rgb, err_msg=str(path))
+        check_photo_invariants(got)
+
+
+def test_opencv_jpeg_path_leaves_truncated_and_non_srgb_files_to_pillow(tmp_path, big_jpeg):
+    data = big_jpeg.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    img = Image.open(cut)
+    assert _load._opencv_jpeg(img, cut.read_bytes, 2, str(cut)) is None  # no end-of-image marker
+    with pytest.raises(CorruptImage, match="cut.jpg|truncated"):
+        load_photo(cut)
+    wide = tmp_path / "wide.jpg"
+    profile = _matrix_trc_profile("Wide test", (0.7, 0.28, 0.0), (0.15, 0.7, 0.05), (0.15, 0.02, 0.8))
+    Image.open(big_jpeg).save(wide, quality=90, icc_profile=profile)
+    assert _load._opencv_jpeg(Image.open(wide), wide.read_bytes, 2, str(wide)) is None
+
+
 def test_draft_shift_rule():
     assert _load._draft_shift(4000, 3000) == 2  # 1000 >= 921.6
     assert _load._draft_shift(3000, 4000) == 2

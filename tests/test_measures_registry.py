@@ -58,6 +58,43 @@ def test_pool_starts_the_costliest_groups_first_and_results_do_not_depend_on_it(
         assert same(measure_all(photo(), executor=pool), pooled)
 
 
+def test_opencv_runs_on_one_thread_while_the_pool_measures_and_is_restored(monkeypatch):
+    """OpenCV's own pool is off while our threads measure (both would fill the same cores), for as
+    long as any measurement runs, and its setting comes back after the last one."""
+    import cv2
+
+    from picinspector.measures import _registry
+
+    seen = []
+    started, release_first = threading.Event(), threading.Event()
+
+    def group(photo):
+        seen.append(cv2.getNumThreads())
+        if not started.is_set():
+            started.set()
+            release_first.wait(10)
+        return {}
+
+    monkeypatch.setitem(MEASURE_GROUPS, "probe", _registry.MeasureGroup("probe", group, ()))
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = threading.Thread(target=measure_all, args=(photo(), ["probe"], pool))
+            first.start()
+            assert started.wait(10)
+            measure_all(photo(), ["probe"], pool)  # a second measurement starts and ends meanwhile
+            assert cv2.getNumThreads() == 1  # the first is still running: still off
+            release_first.set()
+            first.join(10)
+        assert seen == [1, 1]
+        assert cv2.getNumThreads() == 3
+        measure_all(photo(), ["probe"])  # without a pool: OpenCV keeps its threads
+        assert seen[-1] == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_costs_are_set_for_every_group():
     assert all(g.cost > 0 for g in MEASURE_GROUPS.values())
     assert MEASURE_GROUPS["focus"].cost > MEASURE_GROUPS["compression"].cost

@@ -155,7 +155,7 @@ def test_memory_errors_become_typed_rows(tmp_path, monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(_load, "_pil_detail", exhausted)
+    monkeypatch.setattr(_load, "_to_float", exhausted)  # every decode path converts through it
     rows = list(batch.iter_rows([str(photo)]))
     assert rows[0]["error"]["kind"] == "out_of_memory"
     assert "not enough memory to decode this 320x240 JPEG image" in rows[0]["error"]["message"]

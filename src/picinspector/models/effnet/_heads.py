@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ...scoring._model import ModelFileError, QualityModel, _read_npz, save_npz
+from ...scoring._model import Z_CLIP, ModelFileError, QualityModel, _read_npz, save_npz
 from ._config import get_backbone
 
 #: The heads shipped in the package.
@@ -205,6 +205,7 @@ class SceneHead:
         a = self.arrays
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         z = (np.where(np.isfinite(x), x, a["x_fill"]) - a["x_mean"]) / a["x_scale"]
+        z = np.clip(z, -Z_CLIP, Z_CLIP)  # as the training's standardisation (`Preprocess`) did
         return _softmax(z @ a["coef"].astype(np.float64) + a["intercept"])
 
     def predict(self, outputs: Mapping[int, Any], classic: Mapping[str, float]) -> dict[str, float]:
