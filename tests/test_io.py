@@ -428,7 +428,7 @@ def test_large_jpeg_decodes_at_reduced_scale(big_jpeg):
 
 def _jpeg_variants(tmp_path):
     """JPEGs the OpenCV fast path takes: sizes for every DCT reduction, 4:2:0 / 4:4:4, progressive,
-    greyscale, an sRGB profile, and EXIF orientations that swap and mirror."""
+    greyscale, an sRGB profile, EXIF orientations that swap and mirror, and a two-frame MPO."""
     from skimage import data
 
     photo = data.astronaut()
@@ -450,7 +450,10 @@ def _jpeg_variants(tmp_path):
         out.append(path)
     grey = tmp_path / "grey.jpg"
     Image.fromarray(cv2.resize(photo[..., 1], (2400, 1600))).save(grey, quality=90)
-    return out + [grey]
+    mpo = tmp_path / "pair.mpo"  # two frames: the first is the photo
+    first = Image.fromarray(cv2.resize(photo, (2048, 1536)))
+    first.save(mpo, format="MPO", save_all=True, append_images=[first.transpose(Image.Transpose.ROTATE_180)])
+    return out + [grey, mpo]
 
 
 def test_opencv_jpeg_path_gives_pillows_pixels(tmp_path, monkeypatch):
