@@ -63,13 +63,13 @@ def _row(photo) -> tuple[np.ndarray, float, float]:
 
 
 def brightened(data: bytes, ev: float) -> bytes:
-    """The photo ``ev`` stops brighter in linear light, re-saved as JPEG q75 (BIQ2021's own quality)."""
+    """The photo ``ev`` stops brighter in linear light (the distortion benchmark's over-exposure),
+    re-saved as JPEG q75 (BIQ2021's own quality)."""
+    from distortions import _exposure
     from PIL import Image
 
-    from picinspector.io import linear_to_srgb, srgb_to_linear
-
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32) / 255.0
-    u8 = (np.clip(linear_to_srgb(srgb_to_linear(rgb) * 2.0 ** ev), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    u8 = (np.clip(_exposure(rgb, ev), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(u8).save(buf, format="JPEG", quality=75)
     return buf.getvalue()

@@ -667,9 +667,7 @@ def _opencv_jpeg(img: Image.Image, file_bytes, shift: int, path) -> Photo | None
         return None
     exif = exif_from_pil(img)
     orientation = exif.get("orientation")
-    quant = _quantization(img)
-    if quant and any(min(table, default=1) < 1 for table in quant.values()):
-        raise CorruptImage("damaged JPEG: a quantisation table holds a zero step", path)
+    quant = _quantization(img, path)
     stored = pixels if grey else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)  # a reversed view divides 5x slower
     detail = _finish_pixels(_to_float(apply_orientation(stored, orientation), 255.0), False)
     return _make_photo(detail, _oriented_size(stored_w, stored_h, orientation), format="JPEG", path=path,
@@ -712,14 +710,18 @@ def _decode_16bit_colour(data: bytes) -> np.ndarray | None:
     return None
 
 
-def _quantization(img: Image.Image) -> dict | None:
+def _quantization(img: Image.Image, path) -> dict | None:
+    """The JPEG's quantisation tables in natural order, or None; a zero step is a damaged file."""
     # Pillow's JpegImagePlugin reads each DQT table in the file's zigzag order and stores it
     # de-zigzagged, i.e. in natural (row-major 8x8) order: entry 8*v + u is the step of DCT
     # frequency (u horizontal, v vertical).
     tables = getattr(img, "quantization", None)
     if not tables:
         return None
-    return {int(k): [int(v) for v in table] for k, table in tables.items()}
+    quant = {int(k): [int(v) for v in table] for k, table in tables.items()}
+    if any(min(table, default=1) < 1 for table in quant.values()):
+        raise CorruptImage("damaged JPEG: a quantisation table holds a zero step", path)
+    return quant
 
 
 def _oriented_size(stored_w: int, stored_h: int, orientation) -> tuple[int, int]:
@@ -799,9 +801,7 @@ def _decode_checked(img: Image.Image, *, path, fmt, native_detail: bool, allow_d
 
     exif = exif_from_pil(img)
     orientation = exif.get("orientation")
-    quant = _quantization(img) if is_jpeg else None
-    if quant and any(min(table, default=1) < 1 for table in quant.values()):
-        raise CorruptImage("damaged JPEG: a quantisation table holds a zero step", path)
+    quant = _quantization(img, path) if is_jpeg else None
     decoded_w, decoded_h = img.size
     factor = _detail_factor(decoded_w, decoded_h)
     try:
