@@ -15,11 +15,13 @@ joints between white panels under a flat sky; a facade of window columns) under 
 blur and heavy JPEG.
 
     .venv/bin/python bench/distortions.py [--biq 12] [--container jpeg|png|both] [--no-scenes] \
-        [--engine classic] [--engine effnet]
+        [--engine classic] [--engine effnet] [--quality-head FILE.npz]
+
+The BIQ2021 photos are drawn with seed 0 among those the effnet quality head was given no exposure
+copies of (`picinspector.training.exposure_copies`), so that its brightened and darkened levels are
+not what it trained on.
 
 With several engines, the tables are printed for each, then one table of the quality SRCC side by side.
-
-    .venv/bin/python bench/distortions.py [--biq 12] [--container jpeg|png|both] [--no-scenes]
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from picinspector import SCORE_NAMES, Inspector
-from picinspector.io import linear_to_srgb, srgb_to_linear
+from picinspector.training.exposure_copies import ExposureCopies, shift_exposure
 from picinspector.samples import SAMPLES, load_sample
 
 
@@ -56,7 +58,7 @@ def _noise(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _exposure(img: np.ndarray, ev: float) -> np.ndarray:
-    return linear_to_srgb(srgb_to_linear(img) * 2.0 ** ev)
+    return shift_exposure(img, ev)  # the same shift as the effnet head's training copies
 
 
 def _contrast(img: np.ndarray, alpha: float) -> np.ndarray:
@@ -120,9 +122,38 @@ def distorted(base: np.ndarray, d: Distortion, level: float, container: str = "j
     return _saved(u8, "PNG")
 
 
+#: The effnet quality head the benchmark runs (None: the shipped one); ``--quality-head`` sets it.
+QUALITY_HEAD_FILE: str | None = None
+
+
+def _copied_by_shipped_head() -> ExposureCopies | None:
+    """The rule by which the effnet quality head (shipped, or ``--quality-head``) was given brightened /
+    darkened copies of its training photos (None: it was given none)."""
+    from picinspector.models.effnet._heads import QUALITY_HEAD
+    from picinspector.scoring._model import QualityModel
+
+    head = QUALITY_HEAD_FILE or QUALITY_HEAD
+    meta = QualityModel.load(head, known=lambda m: frozenset(m["features"])).meta.get("exposure_copies")
+    if meta is None:
+        return None
+    return ExposureCopies(evs=tuple(meta["evs"]), fraction=meta["fraction"], scale=meta["scale"],
+                          seed=meta["seed"], quality=meta["quality"])
+
+
+def biq_test_images(n: int) -> list:
+    """``n`` BIQ2021 photos (fixed seed) of which the shipped effnet head saw no exposure copy: their
+    brightened or darkened versions here are not what it trained on."""
+    rule = _copied_by_shipped_head()
+    first = biq_images(n)  # the benchmark's photos before the head had copies; stand-ins follow them
+    pool = first + [p for p in biq_images(4 * n) if p not in first]
+    if rule is not None:
+        pool = [p for p, copied in zip(pool, rule.picked([p.name for p in pool])) if not copied]
+    return pool[:n]
+
+
 def photos(n_biq: int) -> dict[str, np.ndarray]:
     out = {name: load_sample(name).astype(np.float32) / 255 for name in SAMPLES}
-    for path in biq_images(n_biq):
+    for path in biq_test_images(n_biq):
         out[path.stem] = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
     return out
 
@@ -130,7 +161,8 @@ def photos(n_biq: int) -> dict[str, np.ndarray]:
 def run(n_biq: int, container: str = "jpeg", engine: str | None = None
         ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Mean per-photo SRCC(level, score) and mean change of each score from level 0 to the last."""
-    inspector = Inspector(engine=engine)
+    options = {"quality_head": QUALITY_HEAD_FILE} if QUALITY_HEAD_FILE and engine != "classic" else {}
+    inspector = Inspector(engine=engine, **options)
     rhos: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     deltas: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCORE_NAMES} for k in DISTORTIONS}
     mid: dict[str, list[float]] = {k: [] for k in DISTORTIONS}  # quality SRCC, mid-grey originals only
@@ -257,8 +289,12 @@ def main() -> None:
                     help="save every level as JPEG q95, as PNG, or both (default)")
     ap.add_argument("--no-scenes", action="store_true", help="leave out the minimal-scene sharpness table")
     ap.add_argument("--engine", action="append", help="engine(s) to run (default: the default engine)")
+    ap.add_argument("--quality-head", metavar="FILE.npz",
+                    help="effnet: run this quality head instead of the shipped one (e.g. a candidate refit)")
     args = ap.parse_args()
-    n_photos = len(SAMPLES) + len(biq_images(args.biq))
+    global QUALITY_HEAD_FILE
+    QUALITY_HEAD_FILE = args.quality_head
+    n_photos = len(SAMPLES) + len(biq_test_images(args.biq))
     quality: dict[tuple[str, str], dict[str, float]] = {}
     for engine in args.engine or [None]:
         if engine:

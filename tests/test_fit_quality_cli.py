@@ -76,3 +76,37 @@ def test_bad_arguments_exit_2(dataset, tmp_path):
     result = runner.invoke(app, ["fit-quality", "--dataset", str(tmp_path / "nothing"), "-o", str(tmp_path / "m.npz")])
     assert result.exit_code == 2
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_effnet_fit_with_exposure_copies_makes_measures_and_reuses_them(dataset, tmp_path, monkeypatch):
+    """`fit-quality --engine effnet` with a candidate that trains on exposure copies: the copies are
+    written, measured and run through the network through the same caches as the photos, the CV and
+    its report hold the real photos alone, and a rerun makes nothing again and gives the same head."""
+    from picinspector.training import effnet as fit
+    from picinspector.training.exposure_copies import ExposureCopies
+
+    rule = ExposureCopies(evs=(-1.0, 1.0), fraction=0.5)
+    cand = fit.QualityCandidate((384,), ("stage2.mean", "stage2.std", "head.mean"), True, pca=8, exposure=rule)
+    monkeypatch.setitem(fit.QUALITY_CANDIDATES, "test+exposure", cand)
+    cache, feats, report = tmp_path / "m.jsonl", tmp_path / "feat", tmp_path / "cv.json"
+    args = ["fit-quality", "--engine", "effnet", "--dataset", str(dataset), "--format", "csv", "--folds", "4",
+            "--candidates", "test+exposure", "--cache", str(cache), "--features-cache", str(feats),
+            "--report", str(report), "--no-progress"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "q.npz")])
+    assert result.exit_code == 0, result.output
+    picked = rule.picked([f"{n}_{lv}.png" for n in ("coffee", "chelsea", "china", "astronaut") for lv in range(5)])
+    copies = sorted((feats / "exposure-copies").glob("*.jpg"))
+    assert len(copies) == 2 * int(picked.sum()) > 0 and f"{len(copies)} exposure copies" in result.output
+    assert len(cache.read_text().splitlines()) == 20 + len(copies)  # the copies' measures, in the same cache
+    meta = QualityModel.load(tmp_path / "q.npz", known=lambda m: frozenset(m["features"])).meta
+    assert meta["exposure_copies"]["n"] == len(copies) and meta["trained_on"]["n"] == 20
+    oof = json.loads(report.read_text())["oof"]["test+exposure"]
+    assert len(oof) == 20 and not any(".ev" in p for p in oof)
+    stamps = [p.stat().st_mtime_ns for p in copies]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "again.npz")])
+    assert result.exit_code == 0, result.output
+    assert [p.stat().st_mtime_ns for p in copies] == stamps
+    assert len(cache.read_text().splitlines()) == 20 + len(copies)
+    a = QualityModel.load(tmp_path / "q.npz", known=lambda m: frozenset(m["features"]))
+    b = QualityModel.load(tmp_path / "again.npz", known=lambda m: frozenset(m["features"]))
+    assert all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)

@@ -39,6 +39,10 @@ def fit_quality_cmd(
     report: Annotated[Optional[str], typer.Option(
         "--report", metavar="FILE.json",
         help="effnet: also write the cross-validation and each photo's out-of-fold prediction here.")] = None,
+    copies_dir: Annotated[Optional[str], typer.Option(
+        "--copies-dir", metavar="DIR",
+        help="effnet candidates with +exposure: keep the brighter / darker training copies here "
+             "(default: FEATURES-CACHE/exposure-copies).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Fit a quality model to a labelled dataset (cross-validated, deterministic): the classic engine's, or
@@ -56,6 +60,8 @@ def fit_quality_cmd(
         raise _usage("--features-cache applies to --engine effnet", "--features-cache")
     if engine == "classic" and report is not None:
         raise _usage("--report applies to --engine effnet", "--report")
+    if engine == "classic" and copies_dir is not None:
+        raise _usage("--copies-dir applies to --engine effnet", "--copies-dir")
     table_of = FITTERS[engine]()
     cands = [c.strip() for c in candidates.split(",")] if candidates else list(table_of)
     bad = [c for c in cands if c not in table_of]
@@ -81,25 +87,19 @@ def fit_quality_cmd(
     say = lambda line: err.print(line, markup=False)  # noqa: E731
     if engine == "effnet":
         from ..training.effnet import QUALITY_CANDIDATES, fit_quality_head, head_sides
-        from ..training.effnet_features import backbone_features
 
-        paths = [os.path.abspath(s.path) for s in kept]
-        try:
-            feats = backbone_features(paths, features_cache or f"{os.path.normpath(dataset)}.effnet-features",
-                                      sides=head_sides(*(QUALITY_CANDIDATES[c] for c in cands)), jobs=jobs)
-        except KeyboardInterrupt:
-            err.print(Text("Interrupted; rerun the same command to resume", style="yellow"), soft_wrap=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except ValueError as exc:
-            raise _usage(str(exc), "--features-cache") from None
-        readable = set.intersection(*(set(f.paths) for f in feats.values()))
-        kept = [s for s, p in zip(kept, paths) if p in readable]
-        sub = {side: {"stats": f.stats[r], "embedding": f.embedding[r], "logits": f.logits[r]}
-               for side, f in feats.items() for r in [f.rows([s.path for s in kept])]}
+        features_dir = features_cache or f"{os.path.normpath(dataset)}.effnet-features"
+        sides = head_sides(*(QUALITY_CANDIDATES[c] for c in cands))
+        feats, readable = _backbone_rows([os.path.abspath(s.path) for s in kept], features_dir, sides, jobs, err)
+        kept = [s for s in kept if os.path.abspath(s.path) in readable]
+        sub = _by_side(feats, [os.path.abspath(s.path) for s in kept])
         trained_on = {**trained_on, "n": len(kept), "names": names_fingerprint(s.path for s in kept)}
-        result = fit_quality_head(sub, [measures[os.path.abspath(s.path)] for s in kept],
-                                  np.array([s.mos01 for s in kept]), trained_on=trained_on,
-                                  candidates=cands, folds=folds, seed=seed, progress=say)
+        classic_kept = [measures[os.path.abspath(s.path)] for s in kept]
+        copies = _exposure_copies(cands, [s.path for s in kept],
+                                  copies_dir or os.path.join(features_dir, "exposure-copies"),
+                                  cache, features_dir, sides, jobs, not no_progress, err)
+        result = fit_quality_head(sub, classic_kept, np.array([s.mos01 for s in kept]), trained_on=trained_on,
+                                  candidates=cands, folds=folds, seed=seed, progress=say, copies=copies)
         model = result.head.model
         output = output or "quality_head.npz"
         if report:
@@ -124,6 +124,53 @@ def fit_quality_cmd(
     Console().print(table)
     model.save(output)
     err.print(f"model ({result.chosen}, {len(model.features)} features) -> {output}", markup=False)
+
+
+def _backbone_rows(paths: list[str], folder: str, sides, jobs: int, err: Console) -> tuple[dict, set[str]]:
+    """The backbone's outputs of ``paths`` ({side: FeatureSet}) and the set of paths it could read."""
+    from ..training.effnet_features import backbone_features
+
+    try:
+        feats = backbone_features(paths, folder, sides=sides, jobs=jobs)
+    except KeyboardInterrupt:
+        err.print(Text("Interrupted; rerun the same command to resume", style="yellow"), soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except ValueError as exc:
+        raise _usage(str(exc), "--features-cache") from None
+    return feats, set.intersection(*(set(f.paths) for f in feats.values()))
+
+
+def _by_side(feats: dict, paths: list[str]) -> dict:
+    """The rows of ``paths`` as `fit_quality_head` reads them: {side: {"stats", "embedding", "logits"}}."""
+    return {side: {"stats": f.stats[r], "embedding": f.embedding[r], "logits": f.logits[r]}
+            for side, f in feats.items() for r in [f.rows(paths)]}
+
+
+def _exposure_copies(cands: list[str], sources: list[str], folder: str, cache: Optional[str], features_dir: str,
+                     sides, jobs: int, progress: bool, err: Console):
+    """The exposure copies the candidates train on (made, measured and run through the backbone once,
+    all through the same caches as the photos), or None when no candidate asks for them."""
+    from ..training.effnet import QUALITY_CANDIDATES, QualityCopies
+    from ..training.exposure_copies import CopyList, make_copies
+    from ..training.fit_quality import measure_dataset
+
+    rules = {QUALITY_CANDIDATES[c].exposure for c in cands} - {None}
+    if not rules:
+        return None
+    if len(rules) > 1:
+        raise _usage("the candidates ask for different exposure copies; fit them one at a time", "--candidates")
+    rule = rules.pop()
+    made = make_copies(sources, folder, rule)
+    err.print(f"{len(made.paths)} exposure copies of {len(set(made.source.tolist()))} photos in {folder}", markup=False)
+    try:
+        measured, _ = measure_dataset(made.paths, cache, jobs=jobs, progress=progress)
+    except KeyboardInterrupt as exc:
+        err.print(Text(f"Interrupted: {exc}", style="yellow"), soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    feats, readable = _backbone_rows([p for p in made.paths if p in measured], features_dir, sides, jobs, err)
+    ok = [i for i, p in enumerate(made.paths) if p in readable]
+    made = CopyList([made.paths[i] for i in ok], made.source[ok], made.ev[ok])
+    return QualityCopies(rule, made, _by_side(feats, made.paths), [measured[p] for p in made.paths])
 
 
 def _classic_candidates() -> dict:

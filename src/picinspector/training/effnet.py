@@ -9,8 +9,9 @@ measures through the classic engine's cache (`~.fit_quality.measure_dataset`). C
 by k-fold cross-validation with a fixed seed; the best is refit on everything and exported.
 
 - **Quality** candidates (`QUALITY_CANDIDATES`) differ in which feature maps are pooled, at which
-  shorter sides, whether the classic features join them, and the learner (the classic engine's
-  `~.fit_quality.LEARNERS`). Chosen by CV SRCC (ties: PLCC).
+  shorter sides, whether the classic features join them, the projection, and whether brighter and
+  darker copies of some training photos join each training fold (`~.exposure_copies`; the CV is on
+  the real photos alone). Chosen by CV SRCC (ties: PLCC).
 - **Scene**: multinomial logistic regression over ImageNet class groups, the pooled embedding (and
   the stem's statistics) and the classic scene cues. Chosen by CV top-1 among the candidates that keep
   every class at recall >= `MIN_RECALL` (if none does, among all). Trained on photos whose annotators agree (``scene`` column of a SCENES.md-style
@@ -32,6 +33,7 @@ from .._version import __version__
 from ..models.effnet._heads import (SCENE_FORMAT, SCENE_FORMAT_VERSION, InputSpec, SceneHead, assemble_batch,
                                     needed_sides)
 from ..scene import SCENES
+from .exposure_copies import PRICED_BY, CopyList, ExposureCopies, copy_targets
 
 
 def _sklearn():
@@ -68,6 +70,7 @@ class QualityCandidate:
     gamma_mult: float = 1.0  # gamma = gamma_mult / inputs (before projection)
     lam: float = 0.3  # ridge strength
     guards: bool = True  # multiply by the classic guards (scoring._quality.GUARDS) at inference
+    exposure: ExposureCopies | None = None  # brighter / darker copies join each training fold
 
     def spec(self, classic_names: Sequence[str], backbone: str = BACKBONE) -> InputSpec:
         return InputSpec(backbone, self.sides, self.blocks, tuple(classic_names) if self.classic else (), "features")
@@ -81,6 +84,8 @@ QUALITY_CANDIDATES: dict[str, QualityCandidate] = {
     "all@384+classic": QualityCandidate((384,), _blocks(ALL_TAPS), True),
     "all@384+classic/pca512": QualityCandidate((384,), _blocks(ALL_TAPS), True, pca=512),
     "all@384+classic/nystrom1000": QualityCandidate((384,), _blocks(ALL_TAPS), True, pca=None, landmarks=1000),
+    "all@384+classic/pca512+exposure": QualityCandidate((384,), _blocks(ALL_TAPS), True, pca=512,
+                                                        exposure=ExposureCopies()),
 }
 
 
@@ -137,18 +142,24 @@ class _Prep:
         return z if self.proj is None else z @ self.proj
 
 
-def _fit_kernel_ridge(cand: QualityCandidate, x: np.ndarray, y: np.ndarray, seed: int):
-    """Standardise, project on the leading principal components of the training rows, fit."""
+def _fit_kernel_ridge(cand: QualityCandidate, x: np.ndarray, y: np.ndarray, seed: int, basis: int | None = None):
+    """Standardise, project on the leading principal components of the training rows, fit.
+
+    With ``basis``, only the first ``basis`` rows (the real photos, ahead of their exposure copies)
+    fit the standardisation and the projection, so that the copies are learnt in the photos' own
+    coordinates instead of spending components on their exposure shifts; every row fits the regression."""
     from .fit_quality import Preprocess
 
-    pre = Preprocess.fit(x)
+    real = x if basis is None else x[:basis]
+    pre = Preprocess.fit(real)
     z = pre(x)
     proj = None
     if cand.pca is not None and cand.pca < z.shape[1]:
         from scipy.linalg import eigh
 
         d = z.shape[1]  # leading eigenvectors of the covariance of the standardised (zero-mean) rows
-        w, v = eigh(z.T @ z / len(z), subset_by_index=[d - cand.pca, d - 1])
+        zb = z if basis is None else z[:basis]
+        w, v = eigh(zb.T @ zb / len(zb), subset_by_index=[d - cand.pca, d - 1])
         proj = v[:, ::-1].copy()
         proj *= np.where(proj[np.abs(proj).argmax(0), np.arange(cand.pca)] < 0, -1.0, 1.0)  # fixed signs
         z = z @ proj
@@ -197,9 +208,41 @@ class HeadFit:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class QualityCopies:
+    """Exposure copies for `fit_quality_head`: how they were made, which photo and shift each one is,
+    their backbone outputs (as ``feats``) and their classic measures, rows in ``copies.paths`` order."""
+
+    rule: ExposureCopies
+    copies: CopyList
+    feats: dict[int, Any]
+    measures: list[dict[str, Any]]
+
+
+class _Copies:
+    """A candidate's copy rows and the measures that price them, ready for each fold."""
+
+    def __init__(self, cand: QualityCandidate, extra: QualityCopies, classic_measures: list[dict[str, Any]],
+                 classic_names: Sequence[str]) -> None:
+        from ..scoring._features import feature_matrix
+
+        if extra.rule != cand.exposure:
+            raise ValueError(f"the copies were made with {extra.rule}, the candidate asks for {cand.exposure}")
+        self.rule, self.copies = extra.rule, extra.copies
+        _, self.x = _quality_matrix(cand, extra.feats, feature_matrix(extra.measures, classic_names), classic_names)
+        self.real = {k: np.array([float(m[k]) for m in classic_measures]) for k in PRICED_BY.values()}
+        self.copied = {k: np.array([float(m[k]) for m in extra.measures]) for k in PRICED_BY.values()}
+
+    def training_rows(self, x: np.ndarray, y: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``train`` photos' rows followed by their copies' rows; targets alike."""
+        rows, targets = copy_targets(self.rule, y, self.real, train, self.copies, self.copied)
+        return np.concatenate([x[train], self.x[rows]]), np.concatenate([y[train], targets])
+
+
 def fit_quality_head(feats: dict[int, Any], classic_measures: list[dict[str, Any]], mos01: np.ndarray, *,
                      trained_on: dict[str, Any], candidates: Sequence[str] | None = None, folds: int = 5,
-                     seed: int = 0, progress: Callable[[str], None] | None = None) -> HeadFit:
+                     seed: int = 0, progress: Callable[[str], None] | None = None,
+                     copies: QualityCopies | None = None) -> HeadFit:
     """Cross-validate the quality candidates (k-fold, shuffled with ``seed``) and refit the best
     (highest SRCC; ties: PLCC) on every photo.
 
@@ -211,6 +254,9 @@ def fit_quality_head(feats: dict[int, Any], classic_measures: list[dict[str, Any
         Each photo's classic measures (a report's ``measures``).
     mos01 : array
         MOS mapped to [0, 1].
+    copies : QualityCopies, optional
+        Exposure copies of some of the photos, needed by candidates with ``exposure``: each fold trains
+        on its photos and their copies, and is scored on its held-out real photos alone.
     """
     _sklearn()
     from scipy.stats import pearsonr, spearmanr
@@ -232,15 +278,28 @@ def fit_quality_head(feats: dict[int, Any], classic_measures: list[dict[str, Any
         raise ValueError(f"{len(y)} labelled photos are too few for {folds}-fold cross-validation")
     classic_names = sorted(features(classic_measures[0]))
     classic_x = feature_matrix(classic_measures, classic_names)
+    needs_copies = [c for c in names if QUALITY_CANDIDATES[c].exposure is not None]
+    if needs_copies and copies is None:
+        raise ValueError(f"candidates {needs_copies} train on exposure copies; none were given")
+
+    def copies_for(cand: QualityCandidate) -> _Copies | None:
+        return None if cand.exposure is None else _Copies(cand, copies, classic_measures, classic_names)
+
+    def fit_on(cand: QualityCandidate, extra: _Copies | None, x: np.ndarray, train: np.ndarray):
+        """(preprocessing, estimator, training rows): the ``train`` photos, then their copies if any."""
+        xt, yt = (x[train], y[train]) if extra is None else extra.training_rows(x, y, train)
+        return (*_fit_kernel_ridge(cand, xt, yt, seed, basis=None if extra is None else len(train)), xt)
+
     splits = list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(y))
     cv: dict[str, dict[str, Any]] = {}
     for name in names:
         cand = QUALITY_CANDIDATES[name]
         spec, x = _quality_matrix(cand, feats, classic_x, classic_names)
+        extra = copies_for(cand)
         oof = np.empty(len(y))
         srcc_folds, plcc_folds = [], []
         for train, test in splits:
-            pre, est = _fit_kernel_ridge(cand, x[train], y[train], seed)
+            pre, est, _ = fit_on(cand, extra, x, train)
             oof[test] = est.predict(pre(x[test]))
             srcc_folds.append(float(spearmanr(oof[test], y[test]).statistic))
             plcc_folds.append(float(pearsonr(oof[test], y[test]).statistic))
@@ -251,15 +310,17 @@ def fit_quality_head(feats: dict[int, Any], classic_measures: list[dict[str, Any
     chosen = max(names, key=lambda c: (round(cv[c]["srcc"], 4), cv[c]["plcc"]))
     cand = QUALITY_CANDIDATES[chosen]
     spec, x = _quality_matrix(cand, feats, classic_x, classic_names)
-    pre, est = _fit_kernel_ridge(cand, x, y, seed)
+    pre, est, x_fit = fit_on(cand, copies_for(cand), x, np.arange(len(y)))
     oof = {name: cv[name].pop("oof") for name in names}
     meta = {"trained_on": trained_on, "inputs": spec.to_json(), "guards": cand.guards, "engine": "effnet",
             "cv": {"folds": folds, "seed": seed, "results": cv, "chosen": chosen},
             "learner": {"kind": "kernel ridge regression (rbf)", "pca": cand.pca, "landmarks": cand.landmarks,
                         "gamma_mult": cand.gamma_mult, "lam": cand.lam},
+            **({} if cand.exposure is None else {"exposure_copies": {**cand.exposure.to_json(),
+                                                                     "n": int(len(x_fit) - len(y))}}),
             "target": {"scale": "MOS mapped linearly to [0, 1]; score = 100 * prediction, clipped"},
             "picinspector_version": __version__, "seed": seed}
-    model = _export_quality(pre, est, spec.names(), x, meta)
+    model = _export_quality(pre, est, spec.names(), x_fit, meta)
     return HeadFit(QualityHead(model), cv, chosen, len(y), extra={"oof": oof})
 
 
@@ -379,6 +440,9 @@ SCENE_CANDIDATES: dict[str, SceneCandidate] = {
                                                            SCENE_CUES + NIGHT_CUES, C=0.05),
     "embedding+stem+groups+cues+night@384/night3": SceneCandidate(
         (384,), ("embedding", *_STEM), _groups(), SCENE_CUES + NIGHT_CUES, C=0.05, boost=(("night", 3.0),)),
+    "embedding+stem+groups+cues+night@384/night3/cues3": SceneCandidate(
+        (384,), ("embedding", *_STEM), _groups(), SCENE_CUES + NIGHT_CUES, C=0.05, boost=(("night", 3.0),),
+        cue_weight=3.0),
 }
 
 #: Per-class recall the scene head should keep (issue 9): candidates that keep every class at or
