@@ -415,3 +415,35 @@ def test_a_quality_head_whose_projection_does_not_fit_its_members_is_refused(tmp
     np.savez(bad, **arrays)
     with pytest.raises(ModelFileError, match="support_vectors"):
         QualityHead.load(bad)
+
+
+def test_weighting_the_cues_makes_the_scene_head_lean_on_them_and_the_export_keeps_the_weight(tmp_path):
+    """``cue_weight`` scales the cues after standardisation, so the L2 penalty holds them back less: the
+    head trusts a cue that carries the class over an embedding that carries it only weakly."""
+    import picinspector.training.effnet as fit
+
+    rng = np.random.default_rng(7)
+    feats, _, labels, truth = _scene_problem(rng)
+    cue = (truth == SCENES.index("others")).astype(float) + rng.normal(0, 0.35, len(truth))
+    measures = [{"cue_a": float(v)} for v in cue]
+    got = {}
+    for weight in (1.0, 10.0):
+        fit.SCENE_CANDIDATES["test"] = fit.SceneCandidate((384,), ("embedding",), (), ("cue_a",), C=0.02,
+                                                          cue_weight=weight)
+        try:
+            got[weight] = fit.fit_scene_head(feats, measures, labels, trained_on={}, candidates=["test"])
+        finally:
+            del fit.SCENE_CANDIDATES["test"]
+    x = fit.assemble_batch(got[1.0].head.spec, feats, np.array([[m["cue_a"]] for m in measures]))
+    others = SCENES.index("others")
+    moved = x.copy()
+    moved[:, -1] += 1.0  # the cue alone moves by about one standard deviation
+    # how far the log-odds of "others" move with the cue: much further when the cue weighs more
+    lift = {w: float(np.mean(np.log(r.head.predict_x(moved)[:, others]) - np.log(r.head.predict_x(x)[:, others])))
+            for w, r in got.items()}
+    assert lift[10.0] > 2 * lift[1.0] > 0
+    from picinspector.models.effnet._heads import SceneHead
+
+    got[10.0].head.save(tmp_path / "s.npz")  # the weight lives in the exported scaling
+    assert SceneHead.load(tmp_path / "s.npz").predict_x(moved) == pytest.approx(got[10.0].head.predict_x(moved))
+    assert got[10.0].cv["test"]["recall"]["others"] >= got[1.0].cv["test"]["recall"]["others"]

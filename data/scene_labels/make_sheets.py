@@ -1,11 +1,19 @@
-"""Contact sheets for the second scene-labelling round (made as ../shared's scenes.csv was made).
+"""Contact sheets for the scene-labelling rounds after ../shared's scenes.csv (made as it was made).
 
-Usage: python data/scene_labels/make_sheets.py [DATA_DIR] [OUT_DIR]
+Usage: python data/scene_labels/make_sheets.py [DATA_DIR] [OUT_DIR] [ROUND]
 
-Draws 1,440 of the photos that scenes.csv does not label (seed 12) and 48 it does label (hidden
-controls, to compare the new annotators with the first ones), shuffles them, and writes sheets of 16
-thumbnails (longest side 290 px) numbered 1-16, plus OUT_DIR/index.csv mapping sheet and cell to the
-image. Each annotator labels the sheets by eye, independently (see README.md beside this file).
+ROUND (default ``random``) says which photos go on the sheets:
+
+- ``random`` (the second round, ``biq2021_scenes_extra.csv``): 1,440 of the photos that scenes.csv
+  does not label, drawn at random (seed 12), and 48 it does label as hidden controls.
+- ``dark`` (the third round, ``biq2021_scenes_dark.csv``): the 400 darkest photos (lowest median
+  luma of a 64-px thumbnail) that no label file covers yet, and as hidden controls the 32 darkest
+  photos of scenes.csv, so that the new annotators' night calls can be compared with the first
+  round's on the photos where night is at stake. Darkness is a pixel statistic: no model chooses.
+
+The photos are shuffled and drawn on sheets of 16 thumbnails (longest side 290 px) numbered 1-16;
+OUT_DIR/index.csv maps sheet and cell to the image. Each annotator labels the sheets by eye,
+independently (see README.md beside this file).
 """
 
 from __future__ import annotations
@@ -15,20 +23,47 @@ import os
 import random
 import sys
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 CELL, THUMB, PER_SHEET, COLS = 300, 290, 16, 4
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def main(root: str, out: str) -> None:
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(root, "scenes.csv"), newline="") as fh:
-        labelled = [r["image"] for r in csv.DictReader(fh)]
-    with open(os.path.join(root, "labels.csv"), newline="") as fh:
-        everything = [r["image"] for r in csv.DictReader(fh)]
+def _images(path: str) -> list[str]:
+    with open(path, newline="") as fh:
+        return [r["image"] for r in csv.DictReader(fh)]
+
+
+def _median_luma(root: str, name: str) -> float:
+    with Image.open(os.path.join(root, "images", name)) as im:
+        im.draft("L", (64, 64))
+        grey = im.convert("L")
+    grey.thumbnail((64, 64))
+    return float(np.median(np.asarray(grey)))
+
+
+def _random_round(root: str, labelled: list[str]) -> tuple[list[str], list[str], random.Random]:
     rng = random.Random(12)
-    new = rng.sample(sorted(set(everything) - set(labelled)), 1440)
-    control_list = rng.sample(sorted(labelled), 48)
+    new = rng.sample(sorted(set(_images(os.path.join(root, "labels.csv"))) - set(labelled)), 1440)
+    return new, rng.sample(sorted(labelled), 48), rng
+
+
+def _dark_round(root: str, labelled: list[str]) -> tuple[list[str], list[str], random.Random]:
+    covered = set(labelled) | set(_images(os.path.join(HERE, "sheets_index.csv")))
+    free = sorted(set(_images(os.path.join(root, "labels.csv"))) - covered)
+    new = sorted(free, key=lambda name: (_median_luma(root, name), name))[:400]
+    controls = sorted(labelled, key=lambda name: (_median_luma(root, name), name))[:32]
+    return new, controls, random.Random(13)
+
+
+ROUNDS = {"random": _random_round, "dark": _dark_round}
+
+
+def main(root: str, out: str, round_name: str = "random") -> None:
+    os.makedirs(out, exist_ok=True)
+    labelled = _images(os.path.join(root, "scenes.csv"))
+    new, control_list, rng = ROUNDS[round_name](root, labelled)
     controls = set(control_list)
     items = new + control_list
     rng.shuffle(items)
@@ -56,4 +91,5 @@ def main(root: str, out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/biq2021_train",
-         sys.argv[2] if len(sys.argv) > 2 else "sheets")
+         sys.argv[2] if len(sys.argv) > 2 else "sheets",
+         sys.argv[3] if len(sys.argv) > 3 else "random")
