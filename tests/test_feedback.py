@@ -278,6 +278,7 @@ def test_compression_read_from_the_pixels_of_a_lossless_copy():
 
 
 @pytest.mark.parametrize("angle,words", [(1.0, "horizontally (about 1 degree)"), (178.0, "horizontally (about -2"),
+                                         (179.622, "horizontally (about 0 degrees)"), (0.3, "(about 0 degrees)"),
                                          (92.0, "vertically (about 92"), (45.0, "along about 45 degrees")])
 def test_motion_direction_words(angle, words):
     found, _ = feedback(quality=30.0, focus=0.15, blur_kind="motion", motion_blur_angle_deg=angle)

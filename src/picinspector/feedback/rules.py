@@ -331,7 +331,8 @@ def _direction(angle_deg: float) -> str:
     a = angle_deg % 180
 
     def deg(x: float) -> str:
-        return f"{x:.0f} degree{'' if abs(round(x)) == 1 else 's'}"
+        n = round(x)  # an int: formatting the float itself printed -0.4 as "-0 degrees"
+        return f"{n} degree{'' if abs(n) == 1 else 's'}"
 
     if min(a, 180 - a) < 10:
         return f"horizontally (about {deg(a if a < 90 else a - 180)})"
