@@ -17,9 +17,9 @@ blur and heavy JPEG.
     .venv/bin/python bench/distortions.py [--biq 12] [--container jpeg|png|both] [--no-scenes] \
         [--engine classic] [--engine effnet] [--quality-head FILE.npz]
 
-The BIQ2021 photos are drawn with seed 0 among those the effnet quality head was given no exposure
-copies of (`picinspector.training.exposure_copies`), so that its brightened and darkened levels are
-not what it trained on.
+The BIQ2021 photos are drawn with seed 0 among those the effnet quality heads run (the shipped one and
+``--quality-head``) were given no exposure copies of (`picinspector.training.exposure_copies`), so that
+their brightened and darkened levels are not what they trained on.
 
 With several engines, the tables are printed for each, then one table of the quality SRCC side by side.
 """
@@ -126,27 +126,28 @@ def distorted(base: np.ndarray, d: Distortion, level: float, container: str = "j
 QUALITY_HEAD_FILE: str | None = None
 
 
-def _copied_by_shipped_head() -> ExposureCopies | None:
-    """The rule by which the effnet quality head (shipped, or ``--quality-head``) was given brightened /
-    darkened copies of its training photos (None: it was given none)."""
+def _copy_rules() -> list[ExposureCopies]:
+    """The rules by which the shipped effnet quality head and the ``--quality-head`` one were given
+    brightened / darkened copies of their training photos (none for a head without copies), so that
+    both are run on the same photos, none of which either trained on a copy of."""
     from picinspector.models.effnet._heads import QUALITY_HEAD
     from picinspector.scoring._model import QualityModel
 
-    head = QUALITY_HEAD_FILE or QUALITY_HEAD
-    meta = QualityModel.load(head, known=lambda m: frozenset(m["features"])).meta.get("exposure_copies")
-    if meta is None:
-        return None
-    return ExposureCopies(evs=tuple(meta["evs"]), fraction=meta["fraction"], scale=meta["scale"],
-                          seed=meta["seed"], quality=meta["quality"])
+    rules = []
+    for head in dict.fromkeys([QUALITY_HEAD, *([QUALITY_HEAD_FILE] if QUALITY_HEAD_FILE else [])]):
+        meta = QualityModel.load(head, known=lambda m: frozenset(m["features"])).meta.get("exposure_copies")
+        if meta is not None:
+            rules.append(ExposureCopies(evs=tuple(meta["evs"]), fraction=meta["fraction"], scale=meta["scale"],
+                                        seed=meta["seed"], quality=meta["quality"]))
+    return rules
 
 
 def biq_test_images(n: int) -> list:
-    """``n`` BIQ2021 photos (fixed seed) of which the shipped effnet head saw no exposure copy: their
+    """``n`` BIQ2021 photos (fixed seed) of which no effnet head run here saw an exposure copy: their
     brightened or darkened versions here are not what it trained on."""
-    rule = _copied_by_shipped_head()
     first = biq_images(n)  # the benchmark's photos before the head had copies; stand-ins follow them
     pool = first + [p for p in biq_images(4 * n) if p not in first]
-    if rule is not None:
+    for rule in _copy_rules():
         pool = [p for p, copied in zip(pool, rule.picked([p.name for p in pool])) if not copied]
     return pool[:n]
 

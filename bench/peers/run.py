@@ -92,13 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=500, help="photos in the random subset (default 500)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the subset (default 0)")
     ap.add_argument("-j", "--jobs", type=int, default=1, help="worker processes per method (default 1)")
-    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {list(METHODS)}")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help=f"comma-separated, from {list(METHODS)}; empty (\"\") with --oof for its rows alone")
     ap.add_argument("--oof", type=Path, action="append", default=[], metavar="REPORT.json",
                     help="a `picinspector fit-quality --engine effnet --report` file: adds its chosen candidate's "
                          "out-of-fold predictions on the same photos as a row (the shipped head was trained on "
                          "them, so its own scores would not be fair); repeatable")
     args = ap.parse_args(argv)
-    names = parse_methods(args.methods)
+    names = parse_methods(args.methods) if args.methods or not args.oof else []
 
     if args.n < 5:
         ap.error(f"--n must be >= 5, got {args.n}")
