@@ -57,7 +57,10 @@ def test_copies_are_written_once_brighter_and_darker_and_a_bad_photo_gets_none(t
     rule = ExposureCopies(evs=(-2.0, -1.0, 1.0, 2.0), fraction=1.0)
     made = make_copies(sources, tmp_path / "copies", rule)
     assert len(made.paths) == 6 * 4 and set(made.source.tolist()) == set(range(6))  # none of the bad file
-    assert made.paths[0].endswith("p0.ev-2.jpg") and copy_path(tmp_path / "copies", sources[0], 1.0).is_file()
+    assert made.paths[0].endswith(".ev-2.jpg") and copy_path(tmp_path / "copies", sources[0], 1.0).is_file()
+    (tmp_path / "other").mkdir()  # a photo of the same name in another folder gets copies of its own
+    assert copy_path(tmp_path / "copies", str(tmp_path / "other" / "p0.jpg"), 1.0) != \
+        copy_path(tmp_path / "copies", sources[0], 1.0)
     for i in range(6):
         means = {ev: np.asarray(Image.open(made.paths[j])).mean()
                  for j, ev in zip(np.flatnonzero(made.source == i), made.ev[made.source == i])}

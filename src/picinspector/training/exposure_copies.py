@@ -81,9 +81,11 @@ class ExposureCopies:
 
 
 def copy_path(folder: str | os.PathLike[str], source: str, ev: float) -> Path:
-    """Where the copy of ``source`` shifted by ``ev`` stops is kept."""
+    """Where the copy of ``source`` shifted by ``ev`` stops is kept: its name, a digest of its absolute
+    path (two photos of one name in different folders get different copies) and the shift."""
     stem = os.path.splitext(os.path.basename(source))[0]
-    return Path(folder) / f"{stem}.ev{ev:+g}.jpg"
+    digest = hashlib.sha256(os.path.abspath(source).encode()).hexdigest()[:8]
+    return Path(folder) / f"{stem}-{digest}.ev{ev:+g}.jpg"
 
 
 def write_copy(source: str, ev: float, target: Path, quality: int) -> None:
