@@ -3,7 +3,7 @@ photos get copies, the files, the targets priced from opinion scores, and a head
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from picinspector.training.exposure_copies import (PRICED_BY, CopyList, ExposureCopies, copy_path, copy_targets,
                                                    make_copies, shift_exposure)
@@ -67,6 +67,11 @@ def test_copies_are_written_once_brighter_and_darker_and_a_bad_photo_gets_none(t
         own = np.asarray(Image.open(sources[i])).mean()
         assert means[-2.0] < means[-1.0] < own < means[1.0] < means[2.0]
         assert Image.open(made.paths[i * 4]).size == (64, 48)
+    tagged = tmp_path / "tagged.jpg"  # a photo with a colour profile keeps it in its copies
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.open(sources[0]).save(tagged, quality=90, icc_profile=profile)
+    one = make_copies([str(tagged)], tmp_path / "tagged", ExposureCopies(evs=(1.0,), fraction=1.0))
+    assert Image.open(one.paths[0]).info.get("icc_profile") == profile
     stamps = [p.stat().st_mtime_ns for p in (tmp_path / "copies").iterdir()]
     again = make_copies(sources, tmp_path / "copies", rule)  # a rerun keeps the files it finds
     assert again.paths == made.paths and [p.stat().st_mtime_ns for p in (tmp_path / "copies").iterdir()] == stamps
