@@ -137,8 +137,7 @@ def _copy_rules() -> list[ExposureCopies]:
     for head in dict.fromkeys([QUALITY_HEAD, *([QUALITY_HEAD_FILE] if QUALITY_HEAD_FILE else [])]):
         meta = QualityModel.load(head, known=lambda m: frozenset(m["features"])).meta.get("exposure_copies")
         if meta is not None:
-            rules.append(ExposureCopies(evs=tuple(meta["evs"]), fraction=meta["fraction"], scale=meta["scale"],
-                                        seed=meta["seed"], quality=meta["quality"]))
+            rules.append(ExposureCopies.from_json(meta))
     return rules
 
 

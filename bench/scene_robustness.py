@@ -40,7 +40,8 @@ def main() -> None:
     paths = [p for p in table if os.path.isfile(p)]
     measures, _ = measure_dataset(paths, args.cache, jobs=2, progress=False)
     feats = backbone_features(paths, args.features_cache, sides=head_sides(*(SCENE_CANDIDATES[c] for c in cands)))
-    keep = [p for p in paths if p in measures and all(p in set(f.paths) for f in feats.values())]
+    have = [set(f.paths) for f in feats.values()]
+    keep = [p for p in paths if p in measures and all(p in h for h in have)]
     base = {s: {k: getattr(f, k)[f.rows(keep)] for k in ("stats", "embedding", "logits")} for s, f in feats.items()}
     labels, rows = [table[p] for p in keep], [measures[p] for p in keep]
     print(f"{len(keep)} photos; CV on {os.path.basename(args.labels[0])}; labels: "

@@ -38,6 +38,7 @@ def test_which_photos_get_copies_depends_on_the_name_and_seed_alone():
     assert np.array_equal(rule.picked(sub), picked[::7][::-1])
     assert np.array_equal(rule.picked([f"/data/x/{n}" for n in names[:50]]), picked[:50])  # a path: its name
     assert not np.array_equal(ExposureCopies(seed=1).picked(names), picked)
+    assert ExposureCopies.from_json(rule.to_json()) == rule  # as a head's meta records it
     with pytest.raises(ValueError, match="non-zero"):
         ExposureCopies(evs=(0.0, 1.0))
     with pytest.raises(ValueError, match="fraction"):

@@ -74,6 +74,12 @@ class ExposureCopies:
             return int.from_bytes(digest[:8], "big") / 2.0 ** 64
         return np.array([u(n) < self.fraction for n in names], dtype=bool)
 
+    @classmethod
+    def from_json(cls, meta: dict) -> "ExposureCopies":
+        """The rule a head's ``meta["exposure_copies"]`` records (the inverse of `to_json`)."""
+        return cls(evs=tuple(float(ev) for ev in meta["evs"]), fraction=float(meta["fraction"]),
+                   scale=float(meta["scale"]), seed=int(meta["seed"]), quality=int(meta["quality"]))
+
     def to_json(self) -> dict:
         return {"evs": list(self.evs), "fraction": self.fraction, "scale": self.scale, "seed": self.seed,
                 "quality": self.quality, "priced_by": {("+" if k > 0 else "-"): v for k, v in PRICED_BY.items()},
