@@ -282,8 +282,15 @@ def fit_quality_head(feats: dict[int, Any], classic_measures: list[dict[str, Any
     if needs_copies and copies is None:
         raise ValueError(f"candidates {needs_copies} train on exposure copies; none were given")
 
-    def copies_for(cand: QualityCandidate) -> _Copies | None:
-        return None if cand.exposure is None else _Copies(cand, copies, classic_measures, classic_names)
+    prepared: dict[str, _Copies | None] = {}
+
+    def copies_for(name: str) -> _Copies | None:
+        """The candidate's copy rows, assembled once (for its CV and, if chosen, its final fit)."""
+        if name not in prepared:
+            cand = QUALITY_CANDIDATES[name]
+            prepared[name] = None if cand.exposure is None else _Copies(cand, copies, classic_measures,
+                                                                        classic_names)
+        return prepared[name]
 
     def fit_on(cand: QualityCandidate, extra: _Copies | None, x: np.ndarray, train: np.ndarray):
         """(preprocessing, estimator, training rows): the ``train`` photos, then their copies if any."""
@@ -295,7 +302,7 @@ def fit_quality_head(feats: dict[int, Any], classic_measures: list[dict[str, Any
     for name in names:
         cand = QUALITY_CANDIDATES[name]
         spec, x = _quality_matrix(cand, feats, classic_x, classic_names)
-        extra = copies_for(cand)
+        extra = copies_for(name)
         oof = np.empty(len(y))
         srcc_folds, plcc_folds = [], []
         for train, test in splits:
@@ -310,7 +317,7 @@ def fit_quality_head(feats: dict[int, Any], classic_measures: list[dict[str, Any
     chosen = max(names, key=lambda c: (round(cv[c]["srcc"], 4), cv[c]["plcc"]))
     cand = QUALITY_CANDIDATES[chosen]
     spec, x = _quality_matrix(cand, feats, classic_x, classic_names)
-    pre, est, x_fit = fit_on(cand, copies_for(cand), x, np.arange(len(y)))
+    pre, est, x_fit = fit_on(cand, copies_for(chosen), x, np.arange(len(y)))
     oof = {name: cv[name].pop("oof") for name in names}
     meta = {"trained_on": trained_on, "inputs": spec.to_json(), "guards": cand.guards, "engine": "effnet",
             "cv": {"folds": folds, "seed": seed, "results": cv, "chosen": chosen},
